@@ -1,0 +1,3 @@
+"""relconsole: a terminal release console."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from relconsole.cli import main
+
+sys.exit(main())

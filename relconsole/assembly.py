@@ -1,0 +1,162 @@
+"""Wiring: from a loaded config (or the built-in demo) to a ready `ReleaseEngine`.
+
+The CLI, the tests and the benchmarks build engines the same way through here, so the
+watch-only decision (flag or lease held elsewhere) is made in exactly one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relconsole.clock import Clock
+from relconsole.config import ConfigError, LoadedConfig, load_config
+from relconsole.engine.journal import Journal, journal_path
+from relconsole.engine.lease import Lease, current_holder
+from relconsole.engine.paths import current_actor, state_dir
+from relconsole.engine.release import ReleaseEngine
+from relconsole.model import Actor, Mode
+from relconsole.providers import registry
+from relconsole.providers.base import BuildContext, ProviderError
+
+DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+
+
+@dataclass
+class Providers:
+    metrics: Any = None
+    traffic: Any = None
+    flags: Any = None
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+def build_providers(
+    cfg: LoadedConfig, clock: Clock, shared: dict[str, Any] | None = None
+) -> Providers:
+    """Build every configured adapter; a bad block becomes a ConfigError with its line."""
+    ctx = BuildContext(plan=cfg.plan, clock=clock, versions=dict(cfg.versions),
+                       shared=shared if shared is not None else {})
+    built = Providers(shared=ctx.shared)
+    for kind in ("metrics", "traffic", "flags"):
+        settings = cfg.providers.get(kind)
+        if settings is None:
+            continue
+        try:
+            setattr(built, kind, registry.build(kind, settings, ctx))
+        except ProviderError as exc:
+            raise cfg.error(
+                ("providers", kind), str(exc),
+                "Fix this provider block; `relconsole check` tries every provider.",
+            ) from None
+    if built.traffic is None:
+        raise cfg.error(("providers",), "no traffic provider is configured",
+                        "Add providers.traffic (for example {type: sim}).")
+    return built
+
+
+@dataclass
+class Session:
+    """An engine plus what must be released when the console exits."""
+
+    engine: ReleaseEngine
+    lease: Lease | None
+    providers: Providers
+    state_dir: Path
+    watch_reason: str = ""  # why this console watches instead of driving
+
+    async def close(self) -> None:
+        await self.engine.close()
+        if self.lease is not None:
+            self.lease.release()
+
+
+def open_session(
+    cfg: LoadedConfig,
+    *,
+    clock: Clock,
+    watch: bool = False,
+    state: Path | None = None,
+    actor: Actor | None = None,
+    providers: Providers | None = None,
+    lease_ttl: float = 30.0,
+) -> Session:
+    """Build the engine for one release, taking the lease unless asked to watch.
+
+    A console that cannot take the lease runs watch-only and names who drives
+    (safety rule 4).
+    """
+    actor = actor or current_actor()
+    sdir = state_dir(state or cfg.state_dir)
+    release_id = cfg.plan.release_id
+    lease: Lease | None = None
+    mode = Mode.WATCH
+    driver = "nobody"
+    driver_since: float | None = None
+    watch_reason = "--watch" if watch else ""
+    if not watch:
+        lease = Lease.acquire(sdir, release_id, actor, clock, ttl=lease_ttl)
+        if lease is not None:
+            mode = Mode.DRIVE
+            driver, driver_since = "you", lease.info.since
+        else:
+            holder = current_holder(sdir, release_id, clock)
+            watch_reason = (
+                f"{holder.describe(clock.now())} drives this release" if holder
+                else "another console holds the lease"
+            )
+    if mode is Mode.WATCH:
+        holder = current_holder(sdir, release_id, clock)
+        if holder is not None:
+            driver, driver_since = holder.holder, holder.since
+
+    def probe() -> tuple[str, float | None]:
+        info = current_holder(sdir, release_id, clock)
+        return (info.holder, info.since) if info else ("nobody", None)
+
+    built = providers or build_providers(cfg, clock)
+    journal = Journal(journal_path(sdir, release_id), clock, actor, release=release_id,
+                      read_only=mode is Mode.WATCH)
+    engine = ReleaseEngine(
+        cfg.plan,
+        metrics=built.metrics,
+        traffic=built.traffic,
+        flags=built.flags,
+        clock=clock,
+        journal=journal,
+        actor=actor,
+        mode=mode,
+        driver=driver,
+        driver_since=driver_since,
+        driver_probe=probe if mode is Mode.WATCH else None,
+    )
+    return Session(engine, lease, built, sdir, watch_reason)
+
+
+def demo_config(
+    scenario: str = "bad-canary", seed: int = 7, *, auto_advance: bool = True
+) -> LoadedConfig:
+    """The built-in demo release on the simulator."""
+    cfg = load_config(DEMO_CONFIG, resolve_secrets=False)
+    metrics = dict(cfg.providers["metrics"], scenario=scenario, seed=seed)
+    plan = dataclasses.replace(cfg.plan, auto_advance=auto_advance)
+    from relconsole.providers.sim import SCENARIOS  # noqa: PLC0415 - demo-only import
+
+    if scenario not in SCENARIOS:
+        raise ConfigError(
+            path=DEMO_CONFIG, line=None, key="--scenario",
+            problem=f"unknown scenario {scenario!r}",
+            hint=f"Choose one of: {', '.join(SCENARIOS)}.",
+        )
+    return dataclasses.replace(cfg, plan=plan, providers={**cfg.providers, "metrics": metrics})
+
+
+def demo_state_dir(base: Path | None = None) -> Path:
+    """A fresh state folder for a demo run: the simulated world restarts every time."""
+    root = state_dir(base) / "demo"
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(root)
+    return state_dir(root)

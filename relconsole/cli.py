@@ -1,0 +1,470 @@
+"""Command line: argument parsing and exit codes; builds everything below.
+
+Exit codes (DESIGN.md): 0 success, 1 internal error, 2 bad usage or config, 3 rolled
+back, 4 left paused for a human, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from relconsole import __version__
+from relconsole.config import ConfigError, LoadedConfig, load_config
+from relconsole.headless import EXIT_ERROR, format_value, run_headless
+
+EXIT_USAGE = 2
+DEFAULT_CONFIG = "relconsole.yaml"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code attached."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relconsole",
+        description="A terminal release console: canary, gates, flags, rollback.",
+    )
+    parser.add_argument("--version", action="version", version=f"relconsole {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                       help=f"release config file (default ./{DEFAULT_CONFIG})")
+        p.add_argument("--state-dir", type=Path, default=None,
+                       help="where journals and leases live (default: the user state dir)")
+
+    def with_ui(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--watch", action="store_true", help="watch only: change nothing")
+        p.add_argument("--headless", action="store_true",
+                       help="no TUI: follow the plan, one line per event")
+        p.add_argument("--json", action="store_true", help="headless: one JSON object per event")
+        p.add_argument("--theme", default=None,
+                       help="dark, light, high-contrast or ansi (default: config ui.theme)")
+        p.add_argument("--no-mouse", action="store_true",
+                       help="no mouse reporting (less traffic on slow SSH links)")
+
+    from relconsole.providers.sim import SCENARIOS
+
+    demo = sub.add_parser("demo", help="the console on the built-in simulator")
+    demo.add_argument("--scenario", default="bad-canary", choices=sorted(SCENARIOS),
+                      help="what the simulated canary does (default bad-canary)")
+    demo.add_argument("--speed", type=float, default=5.0,
+                      help="run simulated time this many times faster (default 5)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--manual", action="store_true",
+                      help="no automatic advance: drive the steps with the keys")
+    demo.add_argument("--state-dir", type=Path, default=None)
+    with_ui(demo)
+
+    run = sub.add_parser("run", help="the console attached to the release in a config file")
+    with_config(run)
+    with_ui(run)
+
+    check = sub.add_parser("check", help="validate the config and reach every provider")
+    with_config(check)
+
+    status = sub.add_parser("status", help="one snapshot of the release and its gates")
+    with_config(status)
+    status.add_argument("--json", action="store_true")
+
+    for name, text in (
+        ("advance", "advance one step"),
+        ("pause", "pause the release where it stands"),
+        ("resume", "resume a paused release"),
+        ("promote", "promote the canary to 100%"),
+        ("rollback", "roll the canary back to 0%"),
+    ):
+        p = sub.add_parser(name, help=f"{text}, journalled and verified")
+        with_config(p)
+        p.add_argument("--reason", required=name == "rollback", default="",
+                       help="why (journalled; required for rollback)")
+
+    flags = sub.add_parser("flags", help="list the release's feature flags")
+    with_config(flags)
+    flags.add_argument("--json", action="store_true")
+
+    flag = sub.add_parser("flag", help="change one flag, journalled and verified")
+    flag_sub = flag.add_subparsers(dest="flag_command", required=True, metavar="ACTION")
+    for name, text in (("kill", "turn a flag off for everyone"), ("restore", "turn it back on")):
+        p = flag_sub.add_parser(name, help=text)
+        p.add_argument("key")
+        p.add_argument("--reason", required=True)
+        with_config(p)
+    p = flag_sub.add_parser("set", help="set a flag's rollout percentage")
+    p.add_argument("key")
+    p.add_argument("percent", type=int)
+    p.add_argument("--reason", required=True)
+    with_config(p)
+
+    journal = sub.add_parser("journal", help="the release's history")
+    with_config(journal)
+    journal.add_argument("--format", choices=("md", "json"), default="md")
+    journal.add_argument("--verify", action="store_true", help="check the hash chain")
+    return parser
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _load(args: argparse.Namespace, *, resolve_secrets: bool = True) -> LoadedConfig:
+    path = Path(args.config)
+    if not path.exists() and args.config == DEFAULT_CONFIG:
+        raise CliError(
+            f"{path}: no config file here. Pass one with -c FILE "
+            "(config.example.yaml runs on the simulator), or try `relconsole demo`.",
+            EXIT_USAGE,
+        )
+    return load_config(path, resolve_secrets=resolve_secrets)
+
+
+def _clock(speed: float = 1.0):
+    from relconsole.clock import SystemClock
+
+    return SystemClock(speed)
+
+
+def _run_tui(session: Any, args: argparse.Namespace, theme: str | None) -> int:
+    from relconsole.tui.app import ReleaseApp
+
+    app = ReleaseApp(session.engine, theme=theme, watch_reason=session.watch_reason)
+    app.run(mouse=not args.no_mouse)
+    return 0
+
+
+def _front_end(session: Any, args: argparse.Namespace, theme: str | None) -> int:
+    async def headless() -> int:
+        try:
+            return await run_headless(session.engine, as_json=args.json)
+        finally:
+            await session.close()
+
+    if args.headless:
+        return asyncio.run(headless())
+    try:
+        return _run_tui(session, args, theme)
+    finally:
+        asyncio.run(session.close())
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from relconsole.assembly import demo_config, demo_state_dir, open_session
+
+    if args.speed <= 0:
+        raise CliError("--speed must be positive", EXIT_USAGE)
+    cfg = demo_config(args.scenario, args.seed, auto_advance=not args.manual)
+    if args.headless:
+        cfg = dataclasses.replace(
+            cfg, plan=dataclasses.replace(cfg.plan, auto_advance=True, auto_rollback=True)
+        )
+    clock = _clock(args.speed)
+    sdir = demo_state_dir(args.state_dir)
+    if args.watch:
+        return _demo_watch(cfg, clock, sdir, args)
+    session = open_session(cfg, clock=clock, state=sdir)
+    return _front_end(session, args, args.theme or cfg.theme)
+
+
+def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namespace) -> int:
+    """Watch a simulated release that a driver in this same process moves along."""
+    from relconsole.assembly import build_providers, open_session
+    from relconsole.model import Actor
+
+    providers = build_providers(cfg, clock)
+    driver = open_session(cfg, clock=clock, state=sdir, providers=providers,
+                          actor=Actor("demo-driver", "simulator"))
+    watcher = open_session(cfg, clock=clock, state=sdir, providers=providers, watch=True)
+    watcher.watch_reason = "--watch: the demo driver moves this release"
+    from relconsole.tui.app import ReleaseApp
+
+    app = ReleaseApp(watcher.engine, theme=args.theme or cfg.theme,
+                     watch_reason=watcher.watch_reason, background=[driver.engine.run])
+    try:
+        app.run(mouse=not args.no_mouse)
+    finally:
+        asyncio.run(driver.close())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from relconsole.assembly import open_session
+
+    cfg = _load(args)
+    if args.headless:
+        cfg = dataclasses.replace(
+            cfg, plan=dataclasses.replace(cfg.plan, auto_advance=True, auto_rollback=True)
+        )
+    session = open_session(cfg, clock=_clock(), watch=args.watch, state=args.state_dir)
+    if args.headless and session.lease is None and not args.watch:
+        asyncio.run(session.close())
+        raise CliError(f"cannot drive: {session.watch_reason}", EXIT_ERROR)
+    return _front_end(session, args, args.theme or cfg.theme)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from relconsole.assembly import build_providers
+
+    cfg = _load(args)
+    print(f"{cfg.path}: config ok ({cfg.plan.service} {cfg.plan.version} "
+          f"→ {cfg.plan.environment}, {len(cfg.plan.steps)} steps, "
+          f"{len(cfg.plan.gates)} gates)")
+    clock = _clock()
+    providers = build_providers(cfg, clock)
+
+    async def probe() -> int:
+        failures = 0
+        checks: list[tuple[str, Any]] = [("traffic", lambda: providers.traffic.read())]
+        if providers.metrics is not None and cfg.plan.metrics:
+            checks.append(("metrics", lambda: providers.metrics.sample(cfg.plan.metrics)))
+        if providers.flags is not None:
+            checks.append(("flags", lambda: providers.flags.list_flags()))
+        for kind, call in checks:
+            name = cfg.providers[kind]["type"]
+            try:
+                result = await asyncio.wait_for(call(), timeout=cfg.plan.call_timeout)
+            except Exception as exc:  # every provider failure is reported, none crashes
+                failures += 1
+                print(f"✗ {kind} ({name}): {exc or type(exc).__name__}")
+                continue
+            detail = ""
+            if kind == "traffic":
+                detail = f"canary at {result.canary_weight}%"
+            elif kind == "metrics":
+                bad = [f"{n}: {p.canary.problem or p.baseline.problem}"
+                       for n, p in result.items()
+                       if not (p.canary.usable and p.baseline.usable)]
+                detail = f"{len(result)} metrics" + (f"; no usable value for {'; '.join(bad)}"
+                                                     if bad else "")
+            elif kind == "flags":
+                detail = f"{len(result)} flags"
+            print(f"✓ {kind} ({name}): {detail}")
+        for p in (providers.metrics, providers.traffic, providers.flags):
+            if p is not None:
+                await p.close()
+        return 1 if failures else 0
+
+    return asyncio.run(probe())
+
+
+def _snapshot_dict(snap: Any) -> dict[str, Any]:
+    return {
+        "service": snap.plan.service,
+        "version": snap.plan.version,
+        "environment": snap.plan.environment,
+        "phase": snap.phase.value,
+        "step": snap.step_index + 1,
+        "steps": len(snap.plan.steps),
+        "weight": snap.weight,
+        "bake_remaining": snap.bake_remaining,
+        "pause_reason": snap.pause_reason,
+        "driver": snap.driver,
+        "gates": [g.as_dict() for g in snap.gates],
+        "metrics": {n: {"canary": c, "baseline": b} for n, (c, b) in snap.latest.items()},
+        "problems": [{"source": p.source, "message": p.message, "since": p.since}
+                     for p in snap.problems],
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from relconsole.assembly import open_session
+
+    cfg = _load(args)
+    session = open_session(cfg, clock=_clock(), watch=True, state=args.state_dir)
+
+    async def go() -> int:
+        try:
+            await session.engine.attach()
+            snap = session.engine.snapshot()
+        finally:
+            await session.close()
+        if args.json:
+            print(json.dumps(_snapshot_dict(snap), indent=2, default=str))
+            return 0
+        plan = snap.plan
+        print(f"{plan.service} {plan.version} → {plan.environment} ({plan.strategy})")
+        print(f"phase: {snap.phase.label}   canary: {snap.weight}%   "
+              f"step {snap.step_index + 1}/{len(plan.steps)}   driver: {snap.driver}")
+        if snap.pause_reason:
+            print(f"paused: {snap.pause_reason}")
+        for p in snap.problems:
+            print(f"! {p.message} (since {time.strftime('%H:%M:%S', time.localtime(p.since))})")
+        units = {m.name: m.unit for m in plan.metrics}
+        for g in snap.gates:
+            unit = units.get(g.name, "")
+            print(f"  {g.verdict.value.upper():<12} {g.name:<14} "
+                  f"canary {format_value(g.name, g.canary, unit):>8}  "
+                  f"baseline {format_value(g.name, g.baseline, unit):>8}  "
+                  f"{g.spec.describe():<16} {g.reason}")
+        return 0
+
+    return asyncio.run(go())
+
+
+def _drive(args: argparse.Namespace, action: Any) -> int:
+    """Open a driving session, attach, run one intent, report its verified outcome."""
+    from relconsole.assembly import open_session
+    from relconsole.model import Phase
+
+    cfg = _load(args)
+    session = open_session(cfg, clock=_clock(), state=args.state_dir)
+    if session.lease is None:
+        asyncio.run(session.close())
+        raise CliError(f"cannot act: {session.watch_reason}", EXIT_ERROR)
+
+    async def go() -> int:
+        try:
+            await session.engine.attach()
+            result = await action(session.engine)
+            if not result.ok and session.engine.phase in (
+                Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED
+            ):
+                print(result.message, file=sys.stderr)
+                result = await session.engine.settle_rollback()
+        finally:
+            await session.close()
+        print(result.message, file=sys.stdout if result.ok else sys.stderr)
+        return 0 if result.ok else EXIT_ERROR
+
+    return asyncio.run(go())
+
+
+def cmd_intent(args: argparse.Namespace) -> int:
+    name = args.command
+    return _drive(args, lambda engine: getattr(engine, name)(args.reason))
+
+
+def cmd_flags(args: argparse.Namespace) -> int:
+    from relconsole.assembly import build_providers
+
+    cfg = _load(args)
+    providers = build_providers(cfg, _clock())
+    if providers.flags is None:
+        raise CliError(f"{cfg.path}: no flag provider is configured (providers.flags)",
+                       EXIT_USAGE)
+
+    async def go() -> list[Any]:
+        try:
+            return await asyncio.wait_for(providers.flags.list_flags(), cfg.plan.call_timeout)
+        finally:
+            await providers.flags.close()
+
+    try:
+        listed = asyncio.run(go())
+    except Exception as exc:
+        raise CliError(f"flags: {exc or type(exc).__name__}") from None
+    mine = set(cfg.plan.release_flags)
+    rows = [
+        {"key": f.key, "type": f.kind.value, "enabled": f.enabled, "rollout": f.rollout,
+         "owner": f.owner, "in_release": f.in_release or f.key in mine}
+        for f in listed
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        state = "ON" if r["enabled"] else "KILLED"
+        rollout = f"{r['rollout']}%" if r["rollout"] is not None else "—"
+        mark = "★" if r["in_release"] else " "
+        print(f"{mark} {r['key']:<34} {r['type']:<12} {state:<7} {rollout:>5}  "
+              f"{r['owner'] or '(no owner)'}")
+    return 0
+
+
+def cmd_flag(args: argparse.Namespace) -> int:
+    if args.flag_command == "set":
+        if not 0 <= args.percent <= 100:
+            raise CliError(f"percent must be 0–100, got {args.percent}", EXIT_USAGE)
+        return _drive(args, lambda e: e.set_flag_rollout(args.key, args.percent, args.reason))
+    enabled = args.flag_command == "restore"
+    return _drive(args, lambda e: e.set_flag(args.key, enabled, args.reason))
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from relconsole.engine.journal import Journal, journal_path, render_markdown, verify
+    from relconsole.engine.paths import current_actor, state_dir
+
+    cfg = _load(args, resolve_secrets=False)
+    path = journal_path(state_dir(args.state_dir or cfg.state_dir), cfg.plan.release_id)
+    if not path.exists():
+        raise CliError(f"no journal yet for {cfg.plan.release_id} (looked in {path})",
+                       EXIT_ERROR)
+    if args.verify:
+        result = verify(path)
+        if result.ok:
+            print(f"{path}: {result.count} records, hash chain intact")
+            return 0
+        for problem in result.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    journal = Journal(path, _clock(), current_actor(), release=cfg.plan.release_id,
+                      read_only=True)
+    records = journal.records()
+    if args.format == "json":
+        for record in records:
+            print(json.dumps(record, ensure_ascii=False))
+    else:
+        print(render_markdown(records, f"{cfg.plan.service} {cfg.plan.version} "
+                                       f"→ {cfg.plan.environment}"))
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "check": cmd_check,
+    "status": cmd_status,
+    "advance": cmd_intent,
+    "pause": cmd_intent,
+    "resume": cmd_intent,
+    "promote": cmd_intent,
+    "rollback": cmd_intent,
+    "flags": cmd_flags,
+    "flag": cmd_flag,
+    "journal": cmd_journal,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "json", False) and args.command in ("run", "demo") and not args.headless:
+        parser.error("--json needs --headless")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"relconsole: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"relconsole: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("RELCONSOLE_DEBUG"):
+            raise
+        print(f"relconsole: internal error: {type(exc).__name__}: {exc} "
+              "(set RELCONSOLE_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Health gates: compare the canary with thresholds and with the baseline.
+
+Safety rule 1 lives here: a missing, NaN, infinite, errored or stale value can never
+produce PASS. Only a usable, fresh reading is evidence.
+"""
+
+from __future__ import annotations
+
+import time
+
+from relconsole.model import GateSpec, GateStatus, MetricPair, Reading, Verdict
+
+
+def _fmt_clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def _unusable(reading: Reading | None, role: str, now: float, stale_after: float) -> str | None:
+    if reading is None:
+        return f"{role}: no data"
+    problem = reading.problem
+    if problem is not None:
+        return f"{role}: {problem}"
+    if now - reading.at > stale_after:
+        return f"{role}: stale since {_fmt_clock(reading.at)}"
+    return None
+
+
+def needs_baseline(spec: GateSpec) -> bool:
+    return spec.max_increase is not None or spec.max_ratio is not None
+
+
+def judge(
+    spec: GateSpec, pair: MetricPair | None, now: float, stale_after: float
+) -> tuple[Verdict, str, float | None, float | None]:
+    """One gate, one poll: (verdict, reason, canary value, baseline value)."""
+    canary = pair.canary if pair else None
+    baseline = pair.baseline if pair else None
+    c_val = canary.value if canary is not None and canary.usable else None
+    b_val = baseline.value if baseline is not None and baseline.usable else None
+
+    problem = _unusable(canary, "canary", now, stale_after)
+    if problem is None and needs_baseline(spec):
+        problem = _unusable(baseline, "baseline", now, stale_after)
+    if problem is not None:
+        return Verdict.INCONCLUSIVE, problem, c_val, b_val
+    assert c_val is not None  # _unusable returned None, so the canary reading is usable
+
+    failures: list[str] = []
+    if spec.max is not None and c_val > spec.max:
+        failures.append(f"{c_val:.4g} > max {spec.max:g}")
+    if spec.min is not None and c_val < spec.min:
+        failures.append(f"{c_val:.4g} < min {spec.min:g}")
+    if spec.max_increase is not None:
+        assert b_val is not None
+        if c_val - b_val > spec.max_increase:
+            failures.append(f"+{c_val - b_val:.4g} over baseline > {spec.max_increase:g}")
+    if spec.max_ratio is not None:
+        assert b_val is not None
+        if b_val > 0:
+            ratio = c_val / b_val
+            if ratio > spec.max_ratio:
+                failures.append(f"×{ratio:.3g} of baseline > ×{spec.max_ratio:g}")
+        elif c_val > 0:
+            # A zero baseline makes any positive canary value an unbounded ratio.
+            failures.append("baseline is 0, canary is not")
+    if failures:
+        return Verdict.FAIL, "; ".join(failures), c_val, b_val
+    return Verdict.PASS, "within thresholds", c_val, b_val
+
+
+def initial_status(spec: GateSpec) -> GateStatus:
+    return GateStatus(spec=spec, verdict=Verdict.INCONCLUSIVE, reason="no sample yet")
+
+
+def update(
+    previous: GateStatus, pair: MetricPair | None, now: float, stale_after: float
+) -> GateStatus:
+    """Fold one poll into the gate's counters.
+
+    Inconclusive polls neither reset nor add to the failure count: missing data must
+    not wash away evidence of a regression, nor invent one.
+    """
+    verdict, reason, c_val, b_val = judge(previous.spec, pair, now, stale_after)
+    failures = previous.consecutive_failures
+    inconclusive = 0
+    passed = previous.passed_this_step
+    if verdict is Verdict.PASS:
+        failures = 0
+        passed = True
+    elif verdict is Verdict.FAIL:
+        failures += 1
+    else:
+        inconclusive = previous.consecutive_inconclusive + 1
+    return GateStatus(
+        spec=previous.spec,
+        verdict=verdict,
+        reason=reason,
+        canary=c_val,
+        baseline=b_val,
+        consecutive_failures=failures,
+        consecutive_inconclusive=inconclusive,
+        passed_this_step=passed,
+    )
+
+
+def new_step(status: GateStatus) -> GateStatus:
+    """A new step needs fresh evidence: forget that the gate passed at the last one."""
+    return GateStatus(
+        spec=status.spec,
+        verdict=status.verdict,
+        reason=status.reason,
+        canary=status.canary,
+        baseline=status.baseline,
+        consecutive_failures=status.consecutive_failures,
+        consecutive_inconclusive=status.consecutive_inconclusive,
+        passed_this_step=False,
+    )

@@ -1,0 +1,155 @@
+"""The headless front end: follow the step plan in a pipeline, one line per event.
+
+It drives the same engine as the TUI with `auto_advance` and `auto_rollback` on, and
+turns the outcome into the exit codes of DESIGN.md: 0 promoted, 3 rolled back, 4 left
+paused for a human, 130 interrupted (the release is paused where it stands).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from typing import TextIO
+
+from relconsole.engine.release import ReleaseEngine
+from relconsole.engine.state import Event, Snapshot
+from relconsole.model import Phase
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_ROLLED_BACK = 3
+EXIT_PAUSED = 4
+EXIT_INTERRUPTED = 130
+
+
+def format_value(name: str, value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "ratio" or name == "error_rate":
+        return f"{value * 100:.2f}%"
+    if unit == "seconds" or name.startswith("latency"):
+        return f"{value * 1000:.0f}ms"
+    return f"{value:.4g}"
+
+
+def _metrics_text(snap: Snapshot) -> str:
+    units = {m.name: m.unit for m in snap.plan.metrics}
+    parts = []
+    for name, (canary, baseline) in snap.latest.items():
+        unit = units.get(name, "")
+        parts.append(
+            f"{name}={format_value(name, canary, unit)}"
+            f"(base {format_value(name, baseline, unit)})"
+        )
+    return " ".join(parts)
+
+
+class EventPrinter:
+    """Writes each engine event as a line of text or a JSON object."""
+
+    def __init__(self, engine: ReleaseEngine, out: TextIO, as_json: bool) -> None:
+        self.engine = engine
+        self.out = out
+        self.as_json = as_json
+
+    def __call__(self, event: Event) -> None:
+        snap = self.engine.snapshot()
+        if self.as_json:
+            record = {
+                "time": event.at,
+                "event": event.kind,
+                "message": event.message,
+                "phase": snap.phase.value,
+                "step": snap.step_index + 1,
+                "weight": snap.weight,
+                "metrics": {
+                    name: {"canary": c, "baseline": b} for name, (c, b) in snap.latest.items()
+                },
+                **({"actor": event.actor} if event.actor else {}),
+                **event.data,
+            }
+            self.out.write(json.dumps(record, default=str) + "\n")
+        else:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+            line = f"{stamp} {event.kind:<11} {event.message}"
+            if event.kind in ("step", "promoted", "rollback", "rolled_back", "pause", "verdict"):
+                metrics = _metrics_text(snap)
+                if metrics:
+                    line += f"  [{metrics}]"
+            self.out.write(line + "\n")
+        self.out.flush()
+
+
+def exit_code_for(phase: Phase) -> int | None:
+    """The exit code a headless run ends with in this phase, or None to keep going."""
+    if phase is Phase.PROMOTED:
+        return EXIT_OK
+    if phase is Phase.ROLLED_BACK:
+        return EXIT_ROLLED_BACK
+    if phase is Phase.PAUSED:
+        return EXIT_PAUSED
+    return None
+
+
+async def run_headless(
+    engine: ReleaseEngine,
+    *,
+    out: TextIO | None = None,
+    as_json: bool = False,
+    handle_signals: bool = True,
+) -> int:
+    out = out or sys.stdout
+    engine.subscribe(on_event=EventPrinter(engine, out, as_json))
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, interrupted.set)
+                installed.append(sig)
+    try:
+        await engine.attach()
+        rollback_started: float | None = None
+        while True:
+            code = exit_code_for(engine.phase)
+            if code is not None:
+                return code
+            if engine.phase in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
+                rollback_started = rollback_started or engine.clock.now()
+                if engine.clock.now() - rollback_started > engine.plan.rollback_give_up:
+                    out.write(
+                        "rollback not verified after "
+                        f"{engine.plan.rollback_give_up:g}s — a human must take over\n"
+                    )
+                    return EXIT_PAUSED
+            if interrupted.is_set():
+                return await _interrupt(engine, out)
+            snap = engine.snapshot()
+            delay = engine.plan.poll_interval
+            if snap.rollback_next_at is not None:
+                delay = max(0.05, min(delay, snap.rollback_next_at - engine.clock.now()))
+            sleeper = asyncio.ensure_future(engine.clock.sleep(delay))
+            waiter = asyncio.ensure_future(interrupted.wait())
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeper, waiter):
+                task.cancel()
+            if interrupted.is_set():
+                return await _interrupt(engine, out)
+            await engine.tick()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _interrupt(engine: ReleaseEngine, out: TextIO) -> int:
+    """Leave the release paused where it stands: never half-changed."""
+    if engine.phase in (Phase.PROGRESSING, Phase.PENDING):
+        await engine.pause("interrupted: headless run stopped by a signal")
+    out.write("interrupted: the release is left paused where it stands\n")
+    out.flush()
+    return EXIT_INTERRUPTED

@@ -1,0 +1,255 @@
+"""Domain values shared by every layer: steps, readings, verdicts, phases, flags.
+
+Everything here is an immutable value with no I/O, so the engine, the providers and both
+front ends can pass them around freely.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """Where the release stands. Terminal phases end a headless run."""
+
+    PENDING = "pending"  # attached, canary not yet receiving traffic
+    PROGRESSING = "progressing"  # baking at a step
+    PAUSED = "paused"
+    PROMOTED = "promoted"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"  # retrying; never reported done until verified
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Phase.PROMOTED, Phase.ROLLED_BACK)
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").upper()
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Mode(StrEnum):
+    DRIVE = "drive"
+    WATCH = "watch"
+
+
+class Role(StrEnum):
+    """Which side of the comparison a metric value belongs to."""
+
+    CANARY = "canary"
+    BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class Step:
+    weight: int  # percent of traffic on the canary, 0..100
+    bake: float = 0.0  # seconds to stay at this weight before advancing
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One metric value for one version, or why there is none.
+
+    `at` is the clock time the value was taken; a reading with an error or a
+    non-finite value is never usable as evidence (safety rule 1).
+    """
+
+    value: float | None
+    at: float
+    error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None and self.value is not None and math.isfinite(self.value)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this reading cannot be used, in words an operator understands."""
+        if self.error is not None:
+            return self.error
+        if self.value is None:
+            return "no data"
+        if math.isnan(self.value):
+            return "value is NaN"
+        if math.isinf(self.value):
+            return "value is infinite"
+        return None
+
+
+@dataclass(frozen=True)
+class MetricPair:
+    canary: Reading
+    baseline: Reading
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    query: str = ""
+    unit: str = ""  # "ratio" (shown as %), "seconds" (shown as ms), or free text
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    metric: str
+    max: float | None = None
+    min: float | None = None
+    max_increase: float | None = None  # canary - baseline must not exceed this
+    max_ratio: float | None = None  # canary / baseline must not exceed this
+    failure_limit: int = 1  # consecutive failing polls before the gate trips
+    inconclusive_limit: int = 6  # consecutive inconclusive polls before the release pauses
+
+    def describe(self) -> str:
+        """The threshold in one short phrase, e.g. 'max 0.01, +0.001, x1.2'."""
+        parts: list[str] = []
+        if self.max is not None:
+            parts.append(f"≤{self.max:g}")
+        if self.min is not None:
+            parts.append(f"≥{self.min:g}")
+        if self.max_increase is not None:
+            parts.append(f"Δ≤{self.max_increase:g}")
+        if self.max_ratio is not None:
+            parts.append(f"×≤{self.max_ratio:g}")
+        return " ".join(parts) or "—"
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    """The latest verdict of one gate and the counters behind it."""
+
+    spec: GateSpec
+    verdict: Verdict
+    reason: str
+    canary: float | None = None
+    baseline: float | None = None
+    consecutive_failures: int = 0
+    consecutive_inconclusive: int = 0
+    passed_this_step: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.metric
+
+    @property
+    def tripped(self) -> bool:
+        return self.consecutive_failures >= self.spec.failure_limit
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "gate": self.name,
+            "verdict": self.verdict.value,
+            "canary": self.canary,
+            "baseline": self.baseline,
+            "threshold": self.spec.describe(),
+            "consecutive_failures": self.consecutive_failures,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    name: str
+    role: Role
+    up: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TrafficState:
+    canary_weight: int
+    servers: tuple[ServerHealth, ...] = ()
+
+    def health_line(self) -> str:
+        """'canary 2/2 up · stable 2/2 up', or '' when the provider does not report health."""
+        out = []
+        for role in (Role.CANARY, Role.BASELINE):
+            group = [s for s in self.servers if s.role is role]
+            if group:
+                up = sum(s.up for s in group)
+                name = "canary" if role is Role.CANARY else "stable"
+                out.append(f"{name} {up}/{len(group)} up")
+        return " · ".join(out)
+
+
+class FlagKind(StrEnum):
+    RELEASE = "release"
+    EXPERIMENT = "experiment"
+    OPERATIONAL = "operational"
+    KILL_SWITCH = "kill-switch"
+    PERMISSION = "permission"
+
+
+@dataclass(frozen=True)
+class Flag:
+    key: str
+    kind: FlagKind
+    enabled: bool
+    rollout: int | None = None  # percent, where the flag has a percentage rollout
+    owner: str = ""
+    description: str = ""
+    in_release: bool = False
+
+    @property
+    def killed(self) -> bool:
+        """A kill switch serves 'off' to everyone: the flag is simply disabled."""
+        return not self.enabled
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: str
+    host: str
+    ssh_client: str | None = None
+
+    def __str__(self) -> str:
+        base = f"{self.user}@{self.host}"
+        return f"{base} (ssh from {self.ssh_client})" if self.ssh_client else base
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What the engine needs to know about the release, independent of the YAML."""
+
+    service: str
+    version: str
+    environment: str
+    strategy: str
+    steps: tuple[Step, ...]
+    auto_advance: bool = False
+    auto_rollback: bool = True
+    poll_interval: float = 5.0
+    stale_after: float | None = None  # default: three poll intervals
+    call_timeout: float = 5.0
+    metrics: tuple[MetricSpec, ...] = ()
+    gates: tuple[GateSpec, ...] = ()
+    release_flags: tuple[str, ...] = ()
+    baseline_version: str = ""
+    rollback_retry_max: float = 30.0  # cap for the rollback retry backoff, seconds
+    rollback_give_up: float = 600.0  # headless/one-shot: stop retrying after this long
+    production: bool = field(default=False)
+
+    @property
+    def release_id(self) -> str:
+        raw = f"{self.service}-{self.version}-{self.environment}"
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)
+
+    @property
+    def effective_stale_after(self) -> float:
+        return self.stale_after if self.stale_after is not None else 3 * self.poll_interval
+
+    def step_for_weight(self, weight: int) -> int:
+        """Index of the step a live weight corresponds to; -1 before the first step."""
+        index = -1
+        for i, step in enumerate(self.steps):
+            if step.weight <= weight:
+                index = i
+        return index

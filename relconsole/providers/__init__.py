@@ -1,0 +1,1 @@
+"""Adapters to the systems that run releases, behind the Protocols in `base`."""

@@ -1,0 +1,67 @@
+"""Read-only facades for watch-only consoles (safety rule 3).
+
+A watch-only engine never holds the real provider objects' mutating methods: it holds
+these wrappers, whose every mutating call raises. Hiding keys in the UI is cosmetic;
+this is the enforcement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from relconsole.model import Flag, MetricPair, MetricSpec, TrafficState
+from relconsole.providers.base import FlagProvider, MetricsProvider, ReadOnlyError, TrafficProvider
+
+
+def _refuse(what: str) -> ReadOnlyError:
+    return ReadOnlyError(f"watch-only: {what} is not allowed from a watching console")
+
+
+class ReadOnlyMetrics:
+    def __init__(self, inner: MetricsProvider) -> None:
+        self._inner = inner
+        self.name = inner.name
+
+    async def sample(self, metrics: Sequence[MetricSpec]) -> dict[str, MetricPair]:
+        return await self._inner.sample(metrics)
+
+    async def history(
+        self, metrics: Sequence[MetricSpec], seconds: float, step: float
+    ) -> dict[str, list[MetricPair]]:
+        return await self._inner.history(metrics, seconds, step)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class ReadOnlyTraffic:
+    def __init__(self, inner: TrafficProvider) -> None:
+        self._inner = inner
+        self.name = inner.name
+
+    async def read(self) -> TrafficState:
+        return await self._inner.read()
+
+    async def set_weight(self, weight: int, *, reason: str) -> None:
+        raise _refuse("changing traffic weight")
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class ReadOnlyFlags:
+    def __init__(self, inner: FlagProvider) -> None:
+        self._inner = inner
+        self.name = inner.name
+
+    async def list_flags(self) -> list[Flag]:
+        return await self._inner.list_flags()
+
+    async def set_enabled(self, key: str, enabled: bool, *, reason: str) -> None:
+        raise _refuse("changing a flag")
+
+    async def set_rollout(self, key: str, percent: int, *, reason: str) -> None:
+        raise _refuse("changing a flag's rollout")
+
+    async def close(self) -> None:
+        await self._inner.close()

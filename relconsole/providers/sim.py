@@ -1,0 +1,296 @@
+"""The built-in simulator: metrics, traffic and flags over one deterministic world.
+
+The three providers implement the same Protocols as the real adapters, run on the
+injected clock and are seeded, so a scenario replays identically in the demo, the tests
+and the benchmarks. Values respond to the canary's weight and to the scenario.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from relconsole.clock import Clock
+from relconsole.model import (
+    Flag,
+    FlagKind,
+    MetricPair,
+    MetricSpec,
+    Reading,
+    Role,
+    ServerHealth,
+    TrafficState,
+)
+from relconsole.providers.base import BuildContext, ProviderError
+
+SCENARIOS: dict[str, str] = {
+    "healthy": "a good release: canary and baseline agree",
+    "bad-canary": "canary 5xx jumps to ~5% once it takes 10% of traffic",
+    "latency-regression": "canary p99 is 60% slower than the baseline",
+    "noisy-healthy": "large variance on both sides, no real regression",
+    "no-data": "canary metrics vanish for 3 minutes once it reaches 10%",
+    "flaky-provider": "one traffic call in three fails",
+}
+
+# Baseline behaviour of the stable version: error ratio and latency in seconds.
+BASE_ERROR = 0.002
+BASE_LATENCY = {"latency_p50": 0.040, "latency_p95": 0.090, "latency_p99": 0.150}
+BLIND_FOR = 180.0  # no-data: how long the canary's metrics are missing
+
+
+def _default_flags() -> list[Flag]:
+    return [
+        Flag("checkout-new-pricing-release", FlagKind.RELEASE, True, 25, "payments-team",
+             "New pricing engine for checkout"),
+        Flag("checkout-pricing-killswitch", FlagKind.KILL_SWITCH, True, None, "payments-team",
+             "Turns the new pricing path off for everyone"),
+        Flag("search-autocomplete-experiment", FlagKind.EXPERIMENT, True, 50, "search-team",
+             "A/B test of the new autocomplete ranking"),
+        Flag("payments-3ds-ops", FlagKind.OPERATIONAL, True, None, "payments-team",
+             "Route card payments through 3-D Secure"),
+        Flag("admin-bulk-refund-permission", FlagKind.PERMISSION, False, None, "support-tools",
+             "Lets support agents refund in bulk"),
+        Flag("legacy-cart-release", FlagKind.RELEASE, True, 100, "", ""),
+    ]
+
+
+class SimWorld:
+    """Everything the three simulated providers share."""
+
+    def __init__(self, clock: Clock, scenario: str = "healthy", seed: int = 7) -> None:
+        if scenario not in SCENARIOS:
+            known = ", ".join(SCENARIOS)
+            raise ProviderError(f"sim: unknown scenario {scenario!r} (known: {known})")
+        self.clock = clock
+        self.scenario = scenario
+        self.seed = seed
+        self.weight = 0
+        self.started = clock.now()
+        self.reached_at: dict[int, float] = {}
+        self.flags: dict[str, Flag] = {f.key: f for f in _default_flags()}
+        self.traffic_calls = 0
+        self.failed_traffic_calls = 0
+        self.set_weight_calls: list[int] = []
+
+    # -- the world's physics
+
+    def _noise(self, *parts: object) -> random.Random:
+        """A generator that depends only on the seed and the parts, never on the process."""
+        key = ":".join(str(p) for p in (self.seed, *parts)).encode()
+        return random.Random(zlib.crc32(key))
+
+    def _bucket(self, at: float) -> int:
+        return int(at)  # a new noise draw every virtual second
+
+    def value(self, metric: str, role: Role, at: float, weight: int) -> Reading:
+        if role is Role.CANARY and weight <= 0:
+            return Reading(None, at, "no data: canary receives no traffic")
+        if role is Role.CANARY and self._blind(at, weight):
+            return Reading(None, at, "no data: empty result for canary")
+        bucket = self._bucket(at)
+        rng = self._noise(metric, role.value, bucket)
+        shared = self._noise(metric, "shared", bucket)
+        noisy = self.scenario == "noisy-healthy"
+        if metric == "error_rate":
+            if noisy:
+                # Wide independent swings plus a shared load spike: looks alarming on a
+                # sparkline, yet canary - baseline never exceeds 0.0045.
+                value = 0.003 + rng.uniform(-0.00225, 0.00225)
+                value *= 1.0 + 0.5 * max(0.0, shared.uniform(-1.0, 1.0))
+            else:
+                value = BASE_ERROR * (1.0 + rng.uniform(-0.2, 0.2))
+            if role is Role.CANARY and self.scenario == "bad-canary" and weight >= 10:
+                value = 0.05 * (1.0 + rng.uniform(-0.15, 0.15))
+            return Reading(value, at)
+        if metric in BASE_LATENCY:
+            spread = 0.08 if noisy else 0.03
+            value = BASE_LATENCY[metric] * (1.0 + rng.uniform(-spread, spread))
+            if noisy:
+                value *= 1.0 + 0.4 * max(0.0, shared.uniform(-1.0, 1.0))
+            if role is Role.CANARY and self.scenario == "latency-regression":
+                value *= {"latency_p50": 1.05, "latency_p95": 1.25, "latency_p99": 1.6}[metric]
+            return Reading(value, at)
+        if metric == "request_rate":
+            share = weight if role is Role.CANARY else 100 - weight
+            return Reading(400.0 * share / 100 * (1.0 + rng.uniform(-0.05, 0.05)), at)
+        return Reading(None, at, f"sim: no metric named {metric!r}")
+
+    def _blind(self, at: float, weight: int) -> bool:
+        if self.scenario != "no-data" or weight < 10 or weight >= 100:
+            return False
+        since = self.reached_at.get(10)
+        return since is not None and at - since < BLIND_FOR
+
+    def apply_weight(self, weight: int) -> None:
+        self.weight = weight
+        now = self.clock.now()
+        for step in (1, 10, 25, 50, 100):
+            if weight >= step and step not in self.reached_at:
+                self.reached_at[step] = now
+
+    def traffic_call(self, what: str) -> None:
+        self.traffic_calls += 1
+        if self.scenario == "flaky-provider" and self.traffic_calls % 3 == 0:
+            self.failed_traffic_calls += 1
+            raise ProviderError(f"sim traffic: {what} failed: connection reset by peer")
+
+
+class SimMetrics:
+    name = "sim"
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+        self.sample_calls = 0
+
+    async def sample(self, metrics: Sequence[MetricSpec]) -> dict[str, MetricPair]:
+        self.sample_calls += 1
+        now = self.world.clock.now()
+        weight = self.world.weight
+        return {
+            m.name: MetricPair(
+                canary=self.world.value(m.name, Role.CANARY, now, weight),
+                baseline=self.world.value(m.name, Role.BASELINE, now, weight),
+            )
+            for m in metrics
+        }
+
+    async def history(
+        self, metrics: Sequence[MetricSpec], seconds: float, step: float
+    ) -> dict[str, list[MetricPair]]:
+        # The simulated past had the canary at today's weight; good enough to fill the
+        # sparklines on the first frame.
+        now = self.world.clock.now()
+        weight = self.world.weight
+        count = int(seconds // step) if step > 0 else 0
+        times = [now - step * i for i in range(count, 0, -1)]
+        return {
+            m.name: [
+                MetricPair(
+                    canary=self.world.value(m.name, Role.CANARY, t, weight),
+                    baseline=self.world.value(m.name, Role.BASELINE, t, weight),
+                )
+                for t in times
+            ]
+            for m in metrics
+        }
+
+    async def close(self) -> None:
+        return None
+
+
+class SimTraffic:
+    name = "sim"
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+
+    async def read(self) -> TrafficState:
+        self.world.traffic_call("read")
+        weight = self.world.weight
+        servers = tuple(
+            ServerHealth(f"{role.value}-{i}", role, up=True, detail="L7OK")
+            for role in (Role.CANARY, Role.BASELINE)
+            for i in (1, 2)
+        )
+        return TrafficState(canary_weight=weight, servers=servers)
+
+    async def set_weight(self, weight: int, *, reason: str) -> None:
+        if not 0 <= weight <= 100:
+            raise ProviderError(f"sim traffic: weight {weight} outside 0..100")
+        self.world.traffic_call(f"set weight {weight}%")
+        self.world.set_weight_calls.append(weight)
+        self.world.apply_weight(weight)
+
+    async def close(self) -> None:
+        return None
+
+
+class SimFlags:
+    name = "sim"
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+
+    async def list_flags(self) -> list[Flag]:
+        return list(self.world.flags.values())
+
+    def _get(self, key: str) -> Flag:
+        try:
+            return self.world.flags[key]
+        except KeyError:
+            raise ProviderError(f"sim flags: no flag named {key!r}") from None
+
+    async def set_enabled(self, key: str, enabled: bool, *, reason: str) -> None:
+        self.world.flags[key] = replace(self._get(key), enabled=enabled)
+
+    async def set_rollout(self, key: str, percent: int, *, reason: str) -> None:
+        if not 0 <= percent <= 100:
+            raise ProviderError(f"sim flags: rollout {percent} outside 0..100")
+        self.world.flags[key] = replace(self._get(key), rollout=percent)
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _SimSettings:
+    scenario: str = "healthy"
+    seed: int = 7
+
+
+def _settings(settings: dict[str, Any]) -> _SimSettings:
+    unknown = set(settings) - {"type", "scenario", "seed"}
+    if unknown:
+        raise ProviderError(
+            f"sim: unknown setting(s) {', '.join(sorted(unknown))} (allowed: scenario, seed)"
+        )
+    scenario = settings.get("scenario", "healthy")
+    seed = settings.get("seed", 7)
+    if not isinstance(scenario, str):
+        raise ProviderError("sim: scenario must be a name")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ProviderError("sim: seed must be an integer")
+    return _SimSettings(scenario, seed)
+
+
+def world_for(settings: dict[str, Any], ctx: BuildContext) -> SimWorld:
+    """The one world all sim providers of a release share.
+
+    Whichever block names a scenario or seed sets it; two blocks that disagree are a
+    configuration error rather than a silent pick.
+    """
+    wanted = _settings(settings)
+    explicit = "scenario" in settings or "seed" in settings
+    world = ctx.shared.get("sim.world")
+    if world is None:
+        world = SimWorld(ctx.clock, wanted.scenario, wanted.seed)
+        ctx.shared["sim.world"] = world
+        ctx.shared["sim.explicit"] = explicit
+    elif explicit:
+        if ctx.shared.get("sim.explicit") and (world.scenario, world.seed) != (
+            wanted.scenario,
+            wanted.seed,
+        ):
+            raise ProviderError(
+                "sim: every sim provider of a release shares one world; give scenario and "
+                "seed once (on providers.metrics)"
+            )
+        fresh = SimWorld(ctx.clock, wanted.scenario, wanted.seed)
+        world.scenario, world.seed = fresh.scenario, fresh.seed
+        ctx.shared["sim.explicit"] = True
+    return world
+
+
+def build_metrics(settings: dict[str, Any], ctx: BuildContext) -> SimMetrics:
+    return SimMetrics(world_for(settings, ctx))
+
+
+def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> SimTraffic:
+    return SimTraffic(world_for(settings, ctx))
+
+
+def build_flags(settings: dict[str, Any], ctx: BuildContext) -> SimFlags:
+    return SimFlags(world_for(settings, ctx))
