@@ -1,0 +1,50 @@
+"""Builders shared by the engine, headless and console tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from relconsole.assembly import Session, demo_config, open_session
+from relconsole.clock import FastClock
+from relconsole.model import Phase
+from relconsole.providers.sim import SimWorld
+
+
+def demo_session(
+    scenario: str = "healthy",
+    seed: int = 7,
+    *,
+    auto_advance: bool = True,
+    watch: bool = False,
+    state: Path | None = None,
+    clock: FastClock | None = None,
+    **plan_changes: Any,
+) -> Session:
+    cfg = demo_config(scenario, seed, auto_advance=auto_advance)
+    if plan_changes:
+        cfg = dataclasses.replace(cfg, plan=dataclasses.replace(cfg.plan, **plan_changes))
+    return open_session(cfg, clock=clock or FastClock(), watch=watch, state=state)
+
+
+def world(session: Session) -> SimWorld:
+    return session.providers.shared["sim.world"]
+
+
+async def run_until(session: Session, done, *, max_ticks: int = 2000) -> int:
+    """Tick the engine on its fast clock until `done(engine)`; returns ticks used."""
+    engine = session.engine
+    for n in range(max_ticks):
+        if done(engine):
+            return n
+        await engine.clock.sleep(engine.plan.poll_interval)
+        await engine.tick()
+    raise AssertionError(f"not done after {max_ticks} ticks: phase {engine.phase}")
+
+
+def terminal(engine) -> bool:
+    return engine.phase.terminal or engine.phase is Phase.PAUSED
+
+
+
