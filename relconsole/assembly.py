@@ -22,6 +22,7 @@ from relconsole.engine.release import ReleaseEngine
 from relconsole.model import Actor, Mode
 from relconsole.providers import registry
 from relconsole.providers.base import BuildContext, ProviderError
+from relconsole.providers.sim import SCENARIOS
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 
@@ -35,11 +36,13 @@ class Providers:
 
 
 def build_providers(
-    cfg: LoadedConfig, clock: Clock, shared: dict[str, Any] | None = None
+    cfg: LoadedConfig, clock: Clock, shared: dict[str, Any] | None = None,
+    *, state: Path | None = None,
 ) -> Providers:
     """Build every configured adapter; a bad block becomes a ConfigError with its line."""
-    ctx = BuildContext(plan=cfg.plan, clock=clock, versions=dict(cfg.versions),
-                       shared=shared if shared is not None else {})
+    shared = shared if shared is not None else {}
+    shared.setdefault("state_dir", state_dir(state or cfg.state_dir))
+    ctx = BuildContext(plan=cfg.plan, clock=clock, versions=dict(cfg.versions), shared=shared)
     built = Providers(shared=ctx.shared)
     for kind in ("metrics", "traffic", "flags"):
         settings = cfg.providers.get(kind)
@@ -117,7 +120,7 @@ def open_session(
         info = current_holder(sdir, release_id, clock)
         return (info.holder, info.since) if info else ("nobody", None)
 
-    built = providers or build_providers(cfg, clock)
+    built = providers or build_providers(cfg, clock, {"state_dir": sdir})
     journal = Journal(journal_path(sdir, release_id), clock, actor, release=release_id,
                       read_only=mode is Mode.WATCH)
     engine = ReleaseEngine(
@@ -143,8 +146,6 @@ def demo_config(
     cfg = load_config(DEMO_CONFIG, resolve_secrets=False)
     metrics = dict(cfg.providers["metrics"], scenario=scenario, seed=seed)
     plan = dataclasses.replace(cfg.plan, auto_advance=auto_advance)
-    from relconsole.providers.sim import SCENARIOS  # noqa: PLC0415 - demo-only import
-
     if scenario not in SCENARIOS:
         raise ConfigError(
             path=DEMO_CONFIG, line=None, key="--scenario",

@@ -189,7 +189,7 @@ def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namesp
     from relconsole.assembly import build_providers, open_session
     from relconsole.model import Actor
 
-    providers = build_providers(cfg, clock)
+    providers = build_providers(cfg, clock, state=sdir)
     driver = open_session(cfg, clock=clock, state=sdir, providers=providers,
                           actor=Actor("demo-driver", "simulator"))
     watcher = open_session(cfg, clock=clock, state=sdir, providers=providers, watch=True)
@@ -228,7 +228,7 @@ def cmd_check(args: argparse.Namespace) -> int:
           f"→ {cfg.plan.environment}, {len(cfg.plan.steps)} steps, "
           f"{len(cfg.plan.gates)} gates)")
     clock = _clock()
-    providers = build_providers(cfg, clock)
+    providers = build_providers(cfg, clock, state=args.state_dir)
 
     async def probe() -> int:
         failures = 0
@@ -356,7 +356,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
     from relconsole.assembly import build_providers
 
     cfg = _load(args)
-    providers = build_providers(cfg, _clock())
+    providers = build_providers(cfg, _clock(), state=args.state_dir)
     if providers.flags is None:
         raise CliError(f"{cfg.path}: no flag provider is configured (providers.flags)",
                        EXIT_USAGE)

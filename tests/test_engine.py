@@ -252,7 +252,7 @@ async def test_failed_rollback_is_retried_with_backoff_and_never_reported_done_e
     assert first_retry is not None
     records = [r for r in engine.journal.records() if r["intent"].startswith("rollback")]
     # One operator intent, then one journalled outcome per attempt, ending verified.
-    assert [r["intent"] for r in records if r["outcome"] is None][0] == "rollback"
+    assert next(r["intent"] for r in records if r["outcome"] is None) == "rollback"
     outcomes = [r["outcome"] for r in records if r["outcome"] is not None]
     assert [o.startswith("failed") for o in outcomes] == [True, True, True, False]
     assert outcomes[-1] == "verified"

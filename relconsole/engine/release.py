@@ -491,10 +491,7 @@ class ReleaseEngine:
                     "advance", "earlier unverified change", before,
                     f"verified on a later read: canary at {weight}%", None,
                 )
-                kind = "promoted" if self._phase is Phase.PROMOTED else "step"
-                self._event(kind, f"step {index + 1}/{len(self.plan.steps)}: canary at "
-                                  f"{weight}% (verified on a later read)",
-                            step=index + 1, weight=weight)
+                self._announce_step("engine", "verified on a later read")
             return
         if weight != self._expected_weight and self._phase not in (
             Phase.ROLLING_BACK,
@@ -678,6 +675,18 @@ class ReleaseEngine:
         self._phase = Phase.PROMOTED if weight >= 100 else Phase.PROGRESSING
         self._pause_reason = ""
 
+    def _announce_step(self, actor: str, how: str, **data: Any) -> None:
+        promoted = self._phase is Phase.PROMOTED
+        self._event(
+            "promoted" if promoted else "step",
+            f"step {self._step_index + 1}/{len(self.plan.steps)}: canary at {self._weight}% "
+            f"({how})" + (" — PROMOTED" if promoted else ""),
+            actor=actor,
+            step=self._step_index + 1,
+            weight=self._weight,
+            **data,
+        )
+
     async def _advance_locked(
         self, reason: str, *, automatic: bool = False, actor: Actor | None = None
     ) -> ActionResult:
@@ -705,14 +714,9 @@ class ReleaseEngine:
         before = self._state()
         self._enter_step(nxt)
         self._journal_outcome("advance", reason, before, "verified", who)
-        kind = "promoted" if self._phase is Phase.PROMOTED else "step"
-        self._event(
-            kind,
-            f"step {nxt + 1}/{len(self.plan.steps)}: canary at {weight}%"
-            + (" — PROMOTED" if kind == "promoted" else ""),
-            actor=str(who or ("engine" if automatic else self.actor)),
-            step=nxt + 1,
-            weight=weight,
+        self._announce_step(
+            str(who or ("engine" if automatic else self.actor)),
+            "verified",
             **({"gates": self._gate_data()["gates"]} if automatic else {}),
         )
         self._last_error = ""

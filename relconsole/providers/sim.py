@@ -7,10 +7,13 @@ and the benchmarks. Values respond to the canary's weight and to the scenario.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from relconsole.clock import Clock
@@ -60,7 +63,13 @@ def _default_flags() -> list[Flag]:
 class SimWorld:
     """Everything the three simulated providers share."""
 
-    def __init__(self, clock: Clock, scenario: str = "healthy", seed: int = 7) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        scenario: str = "healthy",
+        seed: int = 7,
+        persist: Path | None = None,
+    ) -> None:
         if scenario not in SCENARIOS:
             known = ", ".join(SCENARIOS)
             raise ProviderError(f"sim: unknown scenario {scenario!r} (known: {known})")
@@ -74,6 +83,39 @@ class SimWorld:
         self.traffic_calls = 0
         self.failed_traffic_calls = 0
         self.set_weight_calls: list[int] = []
+        # One-shot commands (`relconsole advance -c ...`) are separate processes: the
+        # world is kept in the state folder so the next command sees what the last did.
+        self.persist = persist
+        self._load()
+
+    def _load(self) -> None:
+        if self.persist is None or not self.persist.exists():
+            return
+        try:
+            saved = json.loads(self.persist.read_text())
+            self.weight = int(saved["weight"])
+            self.reached_at = {int(k): float(v) for k, v in saved["reached_at"].items()}
+            for key, state in saved["flags"].items():
+                if key in self.flags:
+                    self.flags[key] = replace(
+                        self.flags[key], enabled=bool(state["enabled"]), rollout=state["rollout"]
+                    )
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # a damaged sim file just means a fresh simulated world
+
+    def save(self) -> None:
+        if self.persist is None:
+            return
+        data = {
+            "weight": self.weight,
+            "reached_at": self.reached_at,
+            "flags": {
+                k: {"enabled": f.enabled, "rollout": f.rollout} for k, f in self.flags.items()
+            },
+        }
+        tmp = self.persist.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.persist)
 
     # -- the world's physics
 
@@ -130,6 +172,7 @@ class SimWorld:
         for step in (1, 10, 25, 50, 100):
             if weight >= step and step not in self.reached_at:
                 self.reached_at[step] = now
+        self.save()
 
     def traffic_call(self, what: str) -> None:
         self.traffic_calls += 1
@@ -225,11 +268,13 @@ class SimFlags:
 
     async def set_enabled(self, key: str, enabled: bool, *, reason: str) -> None:
         self.world.flags[key] = replace(self._get(key), enabled=enabled)
+        self.world.save()
 
     async def set_rollout(self, key: str, percent: int, *, reason: str) -> None:
         if not 0 <= percent <= 100:
             raise ProviderError(f"sim flags: rollout {percent} outside 0..100")
         self.world.flags[key] = replace(self._get(key), rollout=percent)
+        self.world.save()
 
     async def close(self) -> None:
         return None
@@ -266,7 +311,9 @@ def world_for(settings: dict[str, Any], ctx: BuildContext) -> SimWorld:
     explicit = "scenario" in settings or "seed" in settings
     world = ctx.shared.get("sim.world")
     if world is None:
-        world = SimWorld(ctx.clock, wanted.scenario, wanted.seed)
+        state = ctx.shared.get("state_dir")
+        persist = Path(state) / f"sim-{ctx.plan.release_id}.json" if state else None
+        world = SimWorld(ctx.clock, wanted.scenario, wanted.seed, persist)
         ctx.shared["sim.world"] = world
         ctx.shared["sim.explicit"] = explicit
     elif explicit:
