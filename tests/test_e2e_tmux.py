@@ -1,0 +1,57 @@
+"""End to end in a real terminal: what an on-call engineer actually sees."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.tmux_helpers import TmuxConsole
+
+pytestmark = pytest.mark.tmux
+
+
+@pytest.fixture
+def console_factory(tmp_path):
+    consoles: list[TmuxConsole] = []
+
+    def make(*args: str, size: tuple[int, int] = (120, 40)) -> TmuxConsole:
+        console = TmuxConsole(
+            list(args), size=size,
+            env={"RELCONSOLE_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color",
+                 "TZ": "UTC"},
+        )
+        consoles.append(console)
+        return console
+
+    yield make
+    for console in consoles:
+        console.close()
+
+
+def test_bad_canary_rolls_back_by_itself_and_says_why(console_factory):
+    console = console_factory("demo", "--scenario", "bad-canary", "--speed", "30")
+    first = console.wait_for(lambda s: "checkout-api" in s, timeout=20)
+    first_frame = time.monotonic() - console.started
+    assert "DRIVE" in first
+    screen = console.wait_for(lambda s: "ROLLED BACK" in s, timeout=60)
+    assert "error_rate" in screen  # the gate that tripped, on screen
+    assert "rolled back" in screen.lower()
+    console.keys("q")
+    console.wait_for(lambda s: "EXITED=0" in s, timeout=15)
+    print(f"first frame after {first_frame:.2f}s")
+
+
+def test_healthy_release_driven_to_100_percent_with_keys(console_factory):
+    console = console_factory("demo", "--scenario", "healthy", "--manual", "--speed", "30",
+                              size=(80, 24))
+    console.wait_for(lambda s: "checkout-api" in s, timeout=20)
+    console.keys("a")  # pending → 1 %
+    console.wait_for(lambda s: "1%" in s or "1 %" in s, timeout=15)
+    console.keys("P")  # promote: asks for confirmation
+    console.wait_for(lambda s: "romote" in s, timeout=10)
+    console.keys("Enter")
+    screen = console.wait_for(lambda s: "PROMOTED" in s, timeout=20)
+    assert "100" in screen
+    console.keys("q")
+    console.wait_for(lambda s: "EXITED=0" in s, timeout=15)
