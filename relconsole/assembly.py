@@ -135,6 +135,7 @@ def open_session(
         driver=driver,
         driver_since=driver_since,
         driver_probe=probe if mode is Mode.WATCH else None,
+        heartbeat=lease.renew if lease is not None else None,
     )
     return Session(engine, lease, built, sdir, watch_reason)
 

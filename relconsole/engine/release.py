@@ -80,6 +80,7 @@ class ReleaseEngine:
         driver: str = "you",
         driver_since: float | None = None,
         driver_probe: Callable[[], tuple[str, float | None]] | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.plan = plan
         self.clock = clock
@@ -96,6 +97,7 @@ class ReleaseEngine:
         self._driver = driver
         self._driver_since = driver_since
         self._driver_probe = driver_probe
+        self._heartbeat = heartbeat  # keeps the driver's lease alive while it polls
 
         self._phase = Phase.PENDING
         self._step_index = -1
@@ -529,6 +531,8 @@ class ReleaseEngine:
             await self.attach()
             return
         now = self.clock.now()
+        if self._heartbeat is not None:
+            self._heartbeat()
         await self._poll(now)
         async with self._lock:
             if self._phase is Phase.PROGRESSING and self._last_tick is not None:
