@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     flags = sub.add_parser("flags", help="list the release's feature flags")
     with_config(flags)
     flags.add_argument("--json", action="store_true")
+    flags.add_argument("--audit", action="store_true",
+                       help="report stale, expired, unowned and misnamed flags (exit 1 if any)")
 
     flag = sub.add_parser("flag", help="change one flag, journalled and verified")
     flag_sub = flag.add_subparsers(dest="flag_command", required=True, metavar="ACTION")
@@ -352,7 +354,15 @@ def cmd_intent(args: argparse.Namespace) -> int:
     return _drive(args, lambda engine: getattr(engine, name)(args.reason))
 
 
+def _age(now: float, at: float | None) -> str:
+    if at is None:
+        return "—"
+    days = (now - at) / 86400
+    return f"{days:.0f}d" if days >= 1 else f"{max(0.0, days) * 24:.0f}h"
+
+
 def cmd_flags(args: argparse.Namespace) -> int:
+    from relconsole import flags_audit
     from relconsole.assembly import build_providers
 
     cfg = _load(args)
@@ -372,20 +382,34 @@ def cmd_flags(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise CliError(f"flags: {exc or type(exc).__name__}") from None
     mine = set(cfg.plan.release_flags)
+    listed = [dataclasses.replace(f, in_release=f.in_release or f.key in mine) for f in listed]
+    now = time.time()
+    findings = flags_audit.audit(listed, cfg.plan.flags_audit, now)
+    if args.audit:
+        if args.json:
+            print(json.dumps([f.as_dict() for f in findings], indent=2))
+        else:
+            print(flags_audit.render_table(findings))
+        return 1 if findings else 0
+    by_key = flags_audit.findings_by_key(findings)
     rows = [
         {"key": f.key, "type": f.kind.value, "enabled": f.enabled, "rollout": f.rollout,
-         "owner": f.owner, "in_release": f.in_release or f.key in mine}
+         "owner": f.owner, "description": f.description, "in_release": f.in_release,
+         "environment": f.environment, "created": f.created, "last_changed": f.last_changed,
+         "expires": f.expires, "stale": f.stale,
+         "audit": [x.check for x in by_key.get(f.key, ())]}
         for f in listed
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for r in rows:
+    for r, f in zip(rows, listed, strict=True):
         state = "ON" if r["enabled"] else "KILLED"
         rollout = f"{r['rollout']}%" if r["rollout"] is not None else "—"
         mark = "★" if r["in_release"] else " "
+        audit = flags_audit.marker(by_key.get(f.key, ()))
         print(f"{mark} {r['key']:<34} {r['type']:<12} {state:<7} {rollout:>5}  "
-              f"{r['owner'] or '(no owner)'}")
+              f"{_age(now, f.created):>5}  {audit:<3} {r['owner'] or '(no owner)'}")
     return 0
 
 

@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from relconsole.model import GateSpec, MetricSpec, ReleasePlan, Step
+from relconsole.model import FlagAuditPolicy, FlagKind, GateSpec, MetricSpec, ReleasePlan, Step
 
 __all__ = [
     "ConfigError",
@@ -560,6 +560,7 @@ class StepModel(_Strict):
 class RollbackModel(_Strict):
     retry_max: PositiveDuration = 30.0
     give_up: Duration = 600.0
+    kill_flags: bool = False  # kill the release's flags first, then revert traffic
 
 
 class ReleaseModel(_Strict):
@@ -620,6 +621,24 @@ class StateModel(_Strict):
     dir: Text | None = None
 
 
+def _never(value: Any) -> Any:
+    # `release: never` reads better than a null for "this kind of flag does not expire".
+    if isinstance(value, str) and value.strip().lower() == "never":
+        return None
+    return value
+
+
+Days = Annotated[Finite, Field(ge=0)]
+
+
+class FlagsAuditModel(_Strict):
+    lifetime_days: dict[str, Annotated[Days | None, BeforeValidator(_never)]] = Field(
+        default_factory=dict
+    )
+    stale_full_on_days: Days = 14.0
+    naming: str | None = None
+
+
 class RootModel(_Strict):
     release: ReleaseModel
     providers: ProvidersModel
@@ -628,6 +647,7 @@ class RootModel(_Strict):
     gates: list[GateModel] = Field(default_factory=list)
     ui: UIModel = Field(default_factory=UIModel)
     state: StateModel = Field(default_factory=StateModel)
+    flags_audit: FlagsAuditModel = Field(default_factory=FlagsAuditModel)
 
 
 # Which model a mapping at a key path is validated by ("*" = any key or index).
@@ -642,6 +662,7 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("gates", "*"): GateModel,
     ("ui",): UIModel,
     ("state",): StateModel,
+    ("flags_audit",): FlagsAuditModel,
 }
 
 # Text values that YAML may have read as a number, date or boolean ("2.10", 2024-05-01).
@@ -658,6 +679,7 @@ _TEXT_PATHS: tuple[tuple[str, ...], ...] = (
     ("gates", "*", "metric"),
     ("ui", "theme"),
     ("state", "dir"),
+    ("flags_audit", "naming"),
 )
 
 # Sections and lists that may be written empty (`gates:` with every entry commented out).
@@ -669,6 +691,8 @@ _MAY_BE_EMPTY: tuple[tuple[str, ...], ...] = (
     ("state",),
     ("release", "flags"),
     ("release", "rollback"),
+    ("flags_audit",),
+    ("flags_audit", "lifetime_days"),
 )
 
 # One-line examples used in hints.
@@ -682,7 +706,7 @@ _EXAMPLES: dict[tuple[str, ...], str] = {
     ("release", "steps", "*"): "- {weight: 10, bake: 2m}",
     ("release", "steps", "*", "weight"): "weight: 10",
     ("release", "flags"): "flags: [checkout-new-pricing-release]",
-    ("release", "rollback"): "rollback: {retry_max: 30s, give_up: 10m}",
+    ("release", "rollback"): "rollback: {retry_max: 30s, give_up: 10m, kill_flags: true}",
     ("providers",): "providers: {traffic: {type: sim}}",
     ("providers", "*"): "{type: sim}",
     ("providers", "traffic"): "traffic: {type: sim}",
@@ -695,6 +719,10 @@ _EXAMPLES: dict[tuple[str, ...], str] = {
     ("gates", "*", "metric"): "metric: error_rate",
     ("ui",): "ui: {theme: dark}",
     ("state",): "state: {dir: ./state}",
+    ("flags_audit",): "flags_audit: {lifetime_days: {release: 40}, stale_full_on_days: 14}",
+    ("flags_audit", "lifetime_days"): "lifetime_days: {release: 40, operational: 7}",
+    ("flags_audit", "lifetime_days", "*"): "release: 40",
+    ("flags_audit", "stale_full_on_days"): "stale_full_on_days: 14",
 }
 
 
@@ -1015,6 +1043,30 @@ def _check(model: RootModel, fail: Callable[[KeyPath, str, str], ConfigError]) -
                     "Make min smaller than max",
                 )
             )
+    kinds = [k.value for k in FlagKind]
+    for name in model.flags_audit.lifetime_days:
+        if name not in kinds:
+            close = difflib.get_close_matches(name, kinds, n=1, cutoff=0.6)
+            problems.append(
+                fail(
+                    ("flags_audit", "lifetime_days", name),
+                    f"unknown flag type '{_clip(name)}'",
+                    (f"Did you mean '{close[0]}'? " if close else "")
+                    + f"Flag types: {', '.join(kinds)}",
+                )
+            )
+    if model.flags_audit.naming is not None:
+        try:
+            re.compile(model.flags_audit.naming)
+        except re.error as exc:
+            problems.append(
+                fail(
+                    ("flags_audit", "naming"),
+                    f"is not a regular expression ({exc})",
+                    "Write a Python regular expression, quoted in single quotes, "
+                    "e.g. '^[a-z0-9]+-[a-z0-9-]+-(release|ops)$'",
+                )
+            )
     if problems:
         problems.sort(key=lambda e: e.line if e.line is not None else math.inf)
         raise problems[0]
@@ -1109,6 +1161,19 @@ def _read(path: Path) -> str:
         ) from None
 
 
+def _audit_policy(section: FlagsAuditModel) -> FlagAuditPolicy:
+    """The audit policy: the defaults, with whatever the file overrides."""
+    default = FlagAuditPolicy()
+    lifetimes = dict(default.lifetime_days)
+    for name, days in section.lifetime_days.items():
+        lifetimes[FlagKind(name)] = days
+    return FlagAuditPolicy(
+        lifetime_days=tuple(lifetimes.items()),
+        stale_full_on_days=section.stale_full_on_days,
+        naming=default.naming if section.naming is None else section.naming,
+    )
+
+
 def load_config(
     path: str | Path, *, resolve_secrets: bool = True, secret_timeout: float = 3.0
 ) -> LoadedConfig:
@@ -1183,6 +1248,8 @@ def load_config(
         rollback_retry_max=release.rollback.retry_max,
         rollback_give_up=release.rollback.give_up,
         production=production,
+        kill_flags_on_rollback=release.rollback.kill_flags,
+        flags_audit=_audit_policy(model.flags_audit),
     )
     state_dir = None
     if model.state.dir is not None:

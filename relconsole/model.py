@@ -187,6 +187,27 @@ class FlagKind(StrEnum):
     KILL_SWITCH = "kill-switch"
     PERMISSION = "permission"
 
+    @classmethod
+    def parse(cls, text: object, default: FlagKind | None = None) -> FlagKind:
+        """A vendor's type name ("kill-switch", "killswitch", "ops", "Permission") as a kind.
+
+        Vendors spell these differently and some have none; an unknown name becomes
+        `default` (release, the commonest) rather than an error, so one odd flag never
+        hides the others.
+        """
+        raw = str(text or "").strip().lower().replace("_", "-").replace(" ", "-")
+        aliases = {
+            "killswitch": cls.KILL_SWITCH, "kill": cls.KILL_SWITCH,
+            "ops": cls.OPERATIONAL, "operations": cls.OPERATIONAL,
+            "experimentation": cls.EXPERIMENT, "ab": cls.EXPERIMENT,
+        }
+        if raw in aliases:
+            return aliases[raw]
+        try:
+            return cls(raw)
+        except ValueError:
+            return default if default is not None else cls.RELEASE
+
 
 @dataclass(frozen=True)
 class Flag:
@@ -197,11 +218,52 @@ class Flag:
     owner: str = ""
     description: str = ""
     in_release: bool = False
+    # Times are seconds since the epoch; None where the provider does not say.
+    created: float | None = None
+    last_changed: float | None = None
+    expires: float | None = None  # an explicit expiry date set on the flag
+    environment: str = ""  # the environment whose state `enabled`/`rollout` describe
+    stale: bool = False  # the provider itself marks the flag stale (Unleash)
 
     @property
     def killed(self) -> bool:
         """A kill switch serves 'off' to everyone: the flag is simply disabled."""
         return not self.enabled
+
+    @property
+    def fully_on(self) -> bool:
+        """Served to everyone: on, with no rollout or a 100% one (a candidate for removal)."""
+        return self.enabled and (self.rollout is None or self.rollout >= 100)
+
+    def age(self, now: float) -> float | None:
+        """Seconds since the flag was created, where the provider knows."""
+        return None if self.created is None else max(0.0, now - self.created)
+
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class FlagAuditPolicy:
+    """What `relconsole flags --audit` (and the console's audit marker) hold flags to.
+
+    Lifetimes are Unleash's defaults: release and experiment flags 40 days, operational
+    7 days, kill switches and permissions are meant to live for ever (None).
+    """
+
+    lifetime_days: tuple[tuple[FlagKind, float | None], ...] = (
+        (FlagKind.RELEASE, 40.0),
+        (FlagKind.EXPERIMENT, 40.0),
+        (FlagKind.OPERATIONAL, 7.0),
+        (FlagKind.KILL_SWITCH, None),
+        (FlagKind.PERMISSION, None),
+    )
+    stale_full_on_days: float = 14.0
+    naming: str = r"^[a-z0-9]+-[a-z0-9-]+-(release|experiment|ops|permission|killswitch)$"
+
+    def lifetime(self, kind: FlagKind) -> float | None:
+        """Expected lifetime in days for a kind; None means it never expires."""
+        return dict(self.lifetime_days).get(kind)
 
 
 @dataclass(frozen=True)
@@ -236,6 +298,9 @@ class ReleasePlan:
     rollback_retry_max: float = 30.0  # cap for the rollback retry backoff, seconds
     rollback_give_up: float = 600.0  # headless/one-shot: stop retrying after this long
     production: bool = field(default=False)
+    # Rollback kills the release's flags (release_flags) first, then reverts traffic.
+    kill_flags_on_rollback: bool = False
+    flags_audit: FlagAuditPolicy = field(default_factory=FlagAuditPolicy)
 
     @property
     def release_id(self) -> str:

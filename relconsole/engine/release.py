@@ -119,6 +119,8 @@ class ReleaseEngine:
         self._rollback_attempts = 0
         self._rollback_next_at: float | None = None
         self._rollback_started_at: float | None = None
+        # Release flags a rollback must still kill (plan.kill_flags_on_rollback).
+        self._rollback_flags_pending: list[str] = []
         self._last_error = ""
         self._events: deque[Event] = deque(maxlen=500)
         self._snapshot_listeners: list[SnapshotListener] = []
@@ -151,6 +153,13 @@ class ReleaseEngine:
     @property
     def phase(self) -> Phase:
         return self._phase
+
+    @property
+    def flag_rollout_supported(self) -> bool:
+        """Whether `set_flag_rollout` can work at all (Flagsmith keeps percentages itself)."""
+        provider = self.flags_provider
+        inner = getattr(provider, "_inner", provider)  # a watch-only facade wraps it
+        return provider is not None and bool(getattr(inner, "supports_rollout", True))
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -317,6 +326,7 @@ class ReleaseEngine:
                 self._rollback_reason = pending_rollback
                 self._rollback_next_at = now
                 self._rollback_started_at = now
+                self._rollback_flags_pending = self._flags_to_kill()
         elif not weight_known:
             self._phase = Phase.PAUSED
             self._pause_reason = "traffic provider unreachable: the real weight is unknown"
@@ -742,6 +752,7 @@ class ReleaseEngine:
         self._rollback_reason = reason
         self._rollback_attempts = 0
         self._rollback_started_at = self.clock.now()
+        self._rollback_flags_pending = self._flags_to_kill()
         self._event(
             "rollback",
             f"rolling back: {reason}",
@@ -759,6 +770,10 @@ class ReleaseEngine:
             with contextlib.suppress(JournalError):
                 self._journal(intent, reason=self._rollback_reason, before=before,
                               after={"weight": 0})
+        # Flags first: a kill switch acts on the next evaluation everywhere, while
+        # traffic drains. Each kill is journalled and verified on its own; one that fails
+        # is retried with the traffic on the next attempt and keeps the rollback unverified.
+        flag_failure = await self._kill_rollback_flags()
         failure: str | None = None
         try:
             await self._call("traffic", "set weight 0%", self.traffic.set_weight(
@@ -771,6 +786,13 @@ class ReleaseEngine:
                 failure = f"provider reports canary at {state.canary_weight}%"
         except _CallFailed as exc:
             failure = str(exc)
+        if failure is None and flag_failure is not None:
+            # Traffic is back, flags are not: say so, so the journal shows which half held.
+            self._journal_outcome(intent, self._rollback_reason, before,
+                                  "traffic verified at 0%; release flags not yet verified off",
+                                  None)
+        if flag_failure is not None:
+            failure = f"{failure}; {flag_failure}" if failure else flag_failure
         if failure is None:
             self._phase = Phase.ROLLED_BACK
             self._expected_weight = 0
@@ -921,6 +943,30 @@ class ReleaseEngine:
             done=f"{key} rollout at {percent}%",
         )
 
+    def _flags_to_kill(self) -> list[str]:
+        if not self.plan.kill_flags_on_rollback or self.flags_provider is None:
+            return []
+        return list(dict.fromkeys(self.plan.release_flags))
+
+    async def _kill_rollback_flags(self) -> str | None:
+        """Kill every release flag still pending; None when all are verified off."""
+        failed: list[str] = []
+        for key in list(self._rollback_flags_pending):
+            reason = f"rollback: {self._rollback_reason}"
+            result = await self._change_flag_locked(
+                key, "flag.kill", reason, None,
+                apply=lambda p, k=key, r=reason: p.set_enabled(k, False, reason=r),
+                check=lambda f: not f.enabled,
+                done=f"{key} KILLED (off)",
+            )
+            if result.ok:
+                self._rollback_flags_pending.remove(key)
+            else:
+                failed.append(result.message)
+        if not failed:
+            return None
+        return "flags not verified off: " + "; ".join(failed)
+
     async def _change_flag(
         self,
         key: str,
@@ -936,41 +982,64 @@ class ReleaseEngine:
             return self._refuse("no flag provider is configured")
         if not reason.strip():
             return self._refuse(f"{intent} refused: a reason is required")
-        provider = self.flags_provider
         async with self._lock:
-            current = next((f for f in self._flags if f.key == key), None)
-            before = {"flag": key, "enabled": current.enabled if current else None,
-                      "rollout": current.rollout if current else None}
-            try:
-                self._journal(intent, reason=reason, before=before, data={"flag": key},
-                              actor=actor)
-            except JournalError as exc:
-                return self._refuse(f"{intent} refused: journal cannot be written ({exc})")
-            try:
-                await self._call("flags", f"change {key}", apply(provider))
-                listed = await self._call("flags", "read back", provider.list_flags())
-            except _CallFailed as exc:
-                message = f"{intent} {key} not verified: {exc}"
-                self._journal_outcome(intent, reason, before, f"failed: {exc}", actor)
-                self._last_error = message
-                self._event("error", message)
-                self._publish()
-                return ActionResult(False, message)
-            self._flags = self._mark_release_flags(listed)
-            flag = next((f for f in self._flags if f.key == key), None)
-            if flag is None or not check(flag):
-                message = f"{intent} {key} not verified: provider shows {flag}"
-                self._journal_outcome(intent, reason, before, f"failed: {message}", actor)
-                self._last_error = message
-                self._event("error", message)
-                self._publish()
-                return ActionResult(False, message)
-            with contextlib.suppress(JournalError):
-                self._journal(intent, reason=reason, before=before,
-                              after={"flag": key, "enabled": flag.enabled,
-                                     "rollout": flag.rollout},
-                              outcome="verified", actor=actor)
-            self._event("flag", f"{done}: {reason}", actor=str(actor or self.actor))
+            result = await self._change_flag_locked(
+                key, intent, reason, actor, apply=apply, check=check, done=done
+            )
+        self._publish()
+        return result
+
+    async def _change_flag_locked(
+        self,
+        key: str,
+        intent: str,
+        reason: str,
+        actor: Actor | None,
+        *,
+        apply: Callable[[FlagProvider], Awaitable[None]],
+        check: Callable[[Flag], bool],
+        done: str,
+    ) -> ActionResult:
+        """Journal → call → read back → verify → journal, with the engine lock held."""
+        provider = self.flags_provider
+        if provider is None:
+            return ActionResult(False, "no flag provider is configured")
+        current = next((f for f in self._flags if f.key == key), None)
+        before = {"flag": key, "enabled": current.enabled if current else None,
+                  "rollout": current.rollout if current else None}
+        try:
+            self._journal(intent, reason=reason, before=before, data={"flag": key},
+                          actor=actor)
+        except JournalError as exc:
+            return self._refuse(f"{intent} refused: journal cannot be written ({exc})")
+        try:
+            await self._call("flags", f"change {key}", apply(provider))
+            listed = await self._call("flags", "read back", provider.list_flags())
+        except _CallFailed as exc:
+            message = f"{intent} {key} not verified: {exc}"
+            self._journal_outcome(intent, reason, before, f"failed: {exc}", actor)
+            self._last_error = message
+            self._event("error", message)
+            self._publish()
+            return ActionResult(False, message)
+        self._flags = self._mark_release_flags(listed)
+        flag = next((f for f in self._flags if f.key == key), None)
+        if flag is None or not check(flag):
+            shown = ("no such flag" if flag is None else
+                     f"{'on' if flag.enabled else 'off'}"
+                     + (f", rollout {flag.rollout}%" if flag.rollout is not None else ""))
+            message = f"{intent} {key} not verified: provider shows {shown}"
+            self._journal_outcome(intent, reason, before, f"failed: {message}", actor)
+            self._last_error = message
+            self._event("error", message)
+            self._publish()
+            return ActionResult(False, message)
+        with contextlib.suppress(JournalError):
+            self._journal(intent, reason=reason, before=before,
+                          after={"flag": key, "enabled": flag.enabled,
+                                 "rollout": flag.rollout},
+                          outcome="verified", actor=actor)
+        self._event("flag", f"{done}: {reason}", actor=str(actor or self.actor))
         self._publish()
         return ActionResult(True, f"{done} (verified)")
 

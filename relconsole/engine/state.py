@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from relconsole.flags_audit import Finding, audit, findings_by_key
 from relconsole.model import Flag, GateStatus, Mode, Phase, ReleasePlan, Step, TrafficState
 
 
@@ -66,6 +67,15 @@ class Snapshot:
             if p.source == source:
                 return p
         return None
+
+    def flag_findings(self) -> dict[str, tuple[Finding, ...]]:
+        """Flag hygiene findings per flag key (flags without findings are absent).
+
+        What `relconsole flags --audit` reports, judged at this snapshot's time against
+        the release's audit policy; `flags_audit.marker()` turns a flag's findings into
+        a short marker for the flags panel.
+        """
+        return findings_by_key(audit(self.flags, self.plan.flags_audit, self.now))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,14 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("metrics", "sim"): "relconsole.providers.sim:build_metrics",
     ("traffic", "sim"): "relconsole.providers.sim:build_traffic",
     ("flags", "sim"): "relconsole.providers.sim:build_flags",
+    ("metrics", "prometheus"): "relconsole.providers.prometheus:build_metrics",
+    ("traffic", "haproxy"): "relconsole.providers.haproxy:build_traffic",
+    ("traffic", "command"): "relconsole.providers.command:build_traffic",
+    ("flags", "flagd"): "relconsole.providers.flagd:build_flags",
+    ("flags", "unleash"): "relconsole.providers.unleash:build_flags",
+    ("flags", "launchdarkly"): "relconsole.providers.launchdarkly:build_flags",
+    ("flags", "split"): "relconsole.providers.split:build_flags",
+    ("flags", "flagsmith"): "relconsole.providers.flagsmith:build_flags",
 }
 
 ENTRY_POINT_GROUP = "relconsole.providers"

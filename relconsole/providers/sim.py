@@ -60,6 +60,16 @@ def _default_flags() -> list[Flag]:
     ]
 
 
+_FLAG_AGES: dict[str, tuple[float, float]] = {
+    "checkout-new-pricing-release": (12, 1),
+    "checkout-pricing-killswitch": (12, 12),
+    "search-autocomplete-experiment": (25, 3),
+    "payments-3ds-ops": (3, 3),
+    "admin-bulk-refund-permission": (400, 90),
+    "legacy-cart-release": (95, 60),
+}
+
+
 class SimWorld:
     """Everything the three simulated providers share."""
 
@@ -80,6 +90,13 @@ class SimWorld:
         self.started = clock.now()
         self.reached_at: dict[int, float] = {}
         self.flags: dict[str, Flag] = {f.key: f for f in _default_flags()}
+        # Ages relative to the clock, so the flags panel and the audit have something to
+        # show: days since creation, days since the last change.
+        now = clock.now()
+        for key, (created, changed) in _FLAG_AGES.items():
+            if key in self.flags:
+                self.flags[key] = replace(self.flags[key], created=now - created * 86400.0,
+                                          last_changed=now - changed * 86400.0)
         self.traffic_calls = 0
         self.failed_traffic_calls = 0
         self.set_weight_calls: list[int] = []

@@ -1,0 +1,292 @@
+"""What every HTTP flag adapter shares: settings, TLS, timeouts, 429 handling, errors.
+
+- TLS verification is on unless a block says `insecure: true`; `ca_file` names a private
+  CA bundle.
+- Every request has a timeout (`timeout:`, default 5 s), well inside the engine's own.
+- 429 Too Many Requests is retried after `Retry-After`, but only while the wait stays
+  small (`max_retry_wait`, default 5 s) and at most `max_retries` times: an on-call
+  engineer must hear "rate limited" quickly rather than stare at a frozen console.
+- A failed call becomes one `ProviderError` line an operator can act on, naming the
+  status and the vendor's own message. The token never appears in it: httpx exceptions
+  quote URLs, which carry no secret here, and headers are never echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from relconsole.providers.base import ProviderError
+
+
+def secret_text(value: Any) -> str | None:
+    """The value of a token setting: a resolved `Secret` or plain text (tests, local use)."""
+    if value is None:
+        return None
+    reveal = getattr(value, "reveal", None)
+    if callable(reveal):
+        return str(reveal())
+    if isinstance(value, str):
+        return value
+    return None
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    url: str
+    token: str = ""
+    timeout: float = 5.0
+    verify: bool | str = True  # True, False (insecure: true) or a CA bundle path
+    max_retries: int = 2
+    max_retry_wait: float = 5.0
+
+
+def _number(name: str, settings: dict[str, Any], provider: str, default: float) -> float:
+    value = settings.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ProviderError(f"{provider}: {name} must be a non-negative number of seconds")
+    if not math.isfinite(float(value)):
+        raise ProviderError(f"{provider}: {name} must be finite")
+    return float(value)
+
+
+def parse_settings(
+    provider: str,
+    settings: dict[str, Any],
+    *,
+    default_url: str | None,
+    allowed: set[str],
+    token_required: bool = True,
+) -> HttpSettings:
+    """Common keys (url, token, ca_file, insecure, timeout, …) plus a check for typos."""
+    common = {"type", "url", "token", "ca_file", "insecure", "timeout", "max_retries",
+              "max_retry_wait"}
+    unknown = set(settings) - common - allowed
+    if unknown:
+        known = ", ".join(sorted((common | allowed) - {"type"}))
+        raise ProviderError(
+            f"{provider}: unknown setting(s) {', '.join(sorted(unknown))} (allowed: {known})"
+        )
+    url = settings.get("url", default_url)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ProviderError(f"{provider}: url must be an http:// or https:// address")
+    token = secret_text(settings.get("token"))
+    if token_required and not token:
+        raise ProviderError(
+            f"{provider}: token is required (write token: env:VAR or keyring:SERVICE/NAME)"
+        )
+    insecure = settings.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise ProviderError(f"{provider}: insecure must be true or false")
+    verify: bool | str = not insecure
+    ca_file = settings.get("ca_file")
+    if ca_file is not None:
+        if insecure:
+            raise ProviderError(f"{provider}: give either ca_file or insecure: true, not both")
+        if not isinstance(ca_file, str) or not Path(ca_file).expanduser().is_file():
+            raise ProviderError(f"{provider}: ca_file {ca_file!r} is not a readable file")
+        verify = str(Path(ca_file).expanduser())
+    retries = settings.get("max_retries", 2)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ProviderError(f"{provider}: max_retries must be a whole number ≥ 0")
+    return HttpSettings(
+        url=url.rstrip("/"),
+        token=token or "",
+        timeout=_number("timeout", settings, provider, 5.0) or 5.0,
+        verify=verify,
+        max_retries=retries,
+        max_retry_wait=_number("max_retry_wait", settings, provider, 5.0),
+    )
+
+
+def retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def vendor_message(response: httpx.Response) -> str:
+    """The human part of a vendor's error body, whatever its shape, clipped to one line."""
+    text = ""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = None
+    if isinstance(body, dict):
+        for key in ("message", "detail", "details", "error", "msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+            if isinstance(value, list) and value:
+                first = value[0]
+                text = first.get("message", "") if isinstance(first, dict) else str(first)
+                if text:
+                    break
+        if not text:
+            for value in body.values():  # Django REST framework: {"enabled": ["…"]}
+                if isinstance(value, list) and value and isinstance(value[0], str):
+                    text = value[0]
+                    break
+    elif isinstance(body, list) and body and isinstance(body[0], str):
+        text = body[0]
+    if not text:
+        text = response.text if len(response.text) < 200 else ""
+    text = " ".join(text.split())
+    return text[:200]
+
+
+class HttpApi:
+    """An httpx client bound to one vendor, with retries on 429 and readable errors.
+
+    `describe` maps (status, vendor message, what) to a sentence for statuses the vendor
+    gives a special meaning (approvals, conflicts); everything else gets a generic line.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        settings: HttpSettings,
+        headers: dict[str, str],
+        *,
+        describe: Callable[[int, str, str], str | None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.provider = provider
+        self.settings = settings
+        self._describe = describe
+        self._sleep = sleep
+        self.client = httpx.AsyncClient(
+            base_url=settings.url,
+            headers=headers,
+            timeout=settings.timeout,
+            verify=settings.verify,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def request(
+        self, method: str, path: str, what: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = await self.client.request(method, path, **kwargs)
+            except httpx.TimeoutException:
+                raise ProviderError(
+                    f"{self.provider}: {what}: no answer within {self.settings.timeout:g}s"
+                ) from None
+            except httpx.ConnectError as exc:
+                reason = _connect_reason(exc)
+                raise ProviderError(
+                    f"{self.provider}: {what}: cannot connect to {self.settings.url} ({reason})"
+                ) from None
+            except httpx.HTTPError as exc:
+                raise ProviderError(
+                    f"{self.provider}: {what}: {type(exc).__name__}: {_clip(str(exc))}"
+                ) from None
+            if response.status_code in ok:
+                return response
+            if response.status_code == 429:
+                wait = retry_after(response)
+                if (
+                    attempt < self.settings.max_retries
+                    and wait is not None
+                    and wait <= self.settings.max_retry_wait
+                ):
+                    attempt += 1
+                    await self._sleep(wait)
+                    continue
+                after = f"; the vendor asks to retry after {wait:g}s" if wait is not None else ""
+                raise ProviderError(
+                    f"{self.provider}: {what}: rate limited (HTTP 429){after}"
+                )
+            raise ProviderError(self._error(response, what))
+
+    def _error(self, response: httpx.Response, what: str) -> str:
+        status = response.status_code
+        message = vendor_message(response)
+        if self._describe is not None:
+            special = self._describe(status, message, what)
+            if special:
+                return f"{self.provider}: {special}"
+        said = f": {message}" if message else ""
+        if status in (401, 403):
+            verb = "rejected" if status == 401 else "not allowed to do this"
+            return (
+                f"{self.provider}: {what}: the API token was {verb} (HTTP {status}{said}); "
+                "check the token setting"
+            )
+        if status == 404:
+            return f"{self.provider}: {what}: not found (HTTP 404{said})"
+        return f"{self.provider}: {what}: HTTP {status}{said}"
+
+    async def json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        response = await self.request(method, path, what, **kwargs)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            raise ProviderError(
+                f"{self.provider}: {what}: the answer is not JSON (HTTP {response.status_code})"
+            ) from None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _connect_reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "certificate" in text or "ssl" in text:
+        return "TLS certificate not trusted; set ca_file, or insecure: true for a test server"
+    if "name or service" in text or "nodename" in text or "resolve" in text:
+        return "host name not found"
+    return _clip(str(exc)) or type(exc).__name__
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def iso_time(value: Any) -> float | None:
+    """Seconds since the epoch from an ISO 8601 string or epoch milliseconds; None if neither."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        # Vendors that use numbers use milliseconds (LaunchDarkly, Split).
+        return float(value) / 1000.0
+    if isinstance(value, str) and value.strip():
+        from datetime import UTC, datetime
+
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    return None
