@@ -47,9 +47,11 @@ def test_healthy_release_driven_to_100_percent_with_keys(console_factory):
                               size=(80, 24))
     console.wait_for(lambda s: "checkout-api" in s, timeout=20)
     console.keys("a")  # pending → 1 %
-    console.wait_for(lambda s: "1%" in s or "1 %" in s, timeout=15)
+    # The verified outcome is shown once the action has finished; only then is the
+    # console free for the next one (a second action meanwhile gets a "still running").
+    console.wait_for(lambda s: "canary at 1% (verified)" in s, timeout=15)
     console.keys("P")  # promote: asks for confirmation
-    console.wait_for(lambda s: "romote" in s, timeout=10)
+    console.wait_for(lambda s: "Promote checkout-api" in s, timeout=10)
     console.keys("Enter")
     screen = console.wait_for(lambda s: "PROMOTED" in s, timeout=20)
     assert "100" in screen

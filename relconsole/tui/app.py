@@ -1,0 +1,504 @@
+"""ReleaseApp: the dashboard over one `ReleaseEngine`.
+
+The app renders engine snapshots and sends intents; it never talks to a provider. Every
+intent's `ActionResult` is shown. Watch-only is enforced by the engine; here it only
+hides the action keys and explains why they do nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.notifications import SeverityLevel
+from textual.widgets import Footer
+
+from relconsole.engine.release import ActionResult, ReleaseEngine, WatchOnlyError
+from relconsole.engine.state import Event, Snapshot
+from relconsole.model import Flag, Mode, Phase, Verdict
+from relconsole.tui import format as fmt
+from relconsole.tui import keys
+from relconsole.tui.commands import ReleaseCommands
+from relconsole.tui.dialogs import ConfirmDialog, ReasonDialog
+from relconsole.tui.help import HelpScreen
+from relconsole.tui.themes import (
+    ANSI_THEME,
+    DEFAULT_THEME,
+    VARIABLE_DEFAULTS,
+    ThemeError,
+    load_themes,
+    resolve_name,
+)
+from relconsole.tui.widgets import (
+    CanaryPanel,
+    ErrorRatePanel,
+    FlagsPanel,
+    GatesPanel,
+    JournalPanel,
+    LatencyPanel,
+    ReleaseHeader,
+)
+from relconsole.tui.widgets.panel import Panel
+
+STALL_AFTER_POLLS = 3  # snapshots missed before the header warns that the screen is old
+
+
+class ReleaseApp(App[None]):
+    """The release console."""
+
+    TITLE = "relconsole"
+
+    CSS = """
+    Screen { layout: vertical; }
+    #top { layout: horizontal; height: auto; }
+    #canary { width: 47%; }
+    #metrics { layout: horizontal; width: 1fr; height: auto; }
+    #metrics > Panel { width: 1fr; }
+    #top Panel { min-height: 7; }
+    #lower {
+        layout: grid;
+        grid-size: 2;
+        grid-columns: 8fr 5fr;
+        grid-rows: auto 1fr;
+        height: 1fr;
+    }
+    #journal { column-span: 2; }
+    JournalLog { overflow-y: auto; }
+    Screen.-narrow {
+        #top { layout: vertical; }
+        #canary, #metrics { width: 100%; }
+        #canary { min-height: 0; }
+        #lower { grid-columns: 3fr 2fr; }
+        #gates { column-span: 2; }
+        #journal { column-span: 1; }
+    }
+    Screen.-short {
+        #top Panel { min-height: 0; }
+        MetricPanel .detail { display: none; }
+        FlagsPanel #detail { display: none; }
+        FlagsTable { max-height: 8; }
+    }
+    """
+
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        *keys.bindings()
+    ]
+
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
+
+    COMMANDS = App.COMMANDS | {ReleaseCommands}
+
+    AUTO_FOCUS = "FlagsTable"
+
+    def __init__(
+        self,
+        engine: ReleaseEngine,
+        *,
+        theme: str | None = None,
+        start_engine: bool = True,
+        mouse: bool = True,
+        watch_reason: str = "",
+        background: Sequence[Callable[[], Awaitable[object]]] = (),
+    ) -> None:
+        """`watch_reason` says why this console only watches (shown once at start);
+        `background` are extra coroutines to run beside the engine loop (the demo's
+        simulated driver), started and stopped with it."""
+        super().__init__()
+        self.engine = engine
+        self.start_engine = start_engine
+        self.mouse = mouse
+        self.watch_reason = watch_reason
+        self.background = tuple(background)
+        self.snapshot: Snapshot = engine.snapshot()
+        self.notices: deque[str] = deque(maxlen=50)  # what was notified, newest last
+        self._wanted_theme = theme
+        self._theme_problem = ""
+        self._unsubscribe: Callable[[], None] | None = None
+        self._pending_snapshot: Snapshot | None = None
+        self._pending_events: list[Event] = []
+        self._flush_scheduled = False
+        self._in_flight: str | None = None
+        self._quit_armed = False
+        self._register_themes()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _register_themes(self) -> None:
+        try:
+            themes = load_themes()
+        except ThemeError as exc:
+            self._theme_problem = str(exc)
+            themes = {}
+        for theme in themes.values():
+            self.register_theme(theme)
+
+    def _initial_theme(self) -> str:
+        available = self.available_themes
+        if self._wanted_theme:
+            name = resolve_name(self._wanted_theme, available)
+            if name is not None:
+                return name
+            self._theme_problem = f"unknown theme {self._wanted_theme!r}"
+        # A real 16-colour terminal (or NO_COLOR) gets the terminal's own palette. The
+        # headless driver of the tests reports "standard" too, so it is not asked.
+        few_colours = not self.is_headless and self.console.color_system in (
+            "standard", "windows", None
+        )
+        if (os.environ.get("NO_COLOR") or few_colours) and ANSI_THEME in available:
+            return ANSI_THEME
+        return DEFAULT_THEME if DEFAULT_THEME in available else "textual-dark"
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def run(self, *args: Any, mouse: bool | None = None, **kwargs: Any) -> Any:
+        return super().run(*args, mouse=self.mouse if mouse is None else mouse, **kwargs)
+
+    def compose(self) -> ComposeResult:
+        yield ReleaseHeader(id="header")
+        with Container(id="top"):
+            yield CanaryPanel(id="canary")
+            with Container(id="metrics"):
+                yield ErrorRatePanel(id="errors")
+                yield LatencyPanel(id="latency")
+        with Container(id="lower"):
+            yield GatesPanel(id="gates")
+            yield FlagsPanel(id="flags")
+            yield JournalPanel(id="journal")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.theme = self._initial_theme()
+        if self._theme_problem:
+            self._notify(f"{self._theme_problem}; using {self.theme}", severity="warning")
+        self._unsubscribe = self.engine.subscribe(self._snapshot_arrived, self._event_arrived)
+        self._draw(self.engine.snapshot())
+        self.query_one(JournalPanel).add(self.engine.recent_events(50))
+        if self.watching and self.watch_reason:
+            self._notify(f"watch-only: {self.watch_reason}", timeout=10)
+        if self.start_engine:
+            self._run_engine()
+            for job in self.background:
+                self.run_worker(job, group="background", exit_on_error=False)
+            self.set_interval(1.0, self._check_stall)
+
+    def on_unmount(self) -> None:
+        self.engine.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    @work(name="engine", group="engine", exit_on_error=False)
+    async def _run_engine(self) -> None:
+        try:
+            await self.engine.run()
+        except Exception as exc:  # the screen must say the data stopped, not freeze green
+            self.query_one(ReleaseHeader).show_stall(self.snapshot.now, stopped=True)
+            self._notify(f"engine stopped: {exc}", severity="error", timeout=3600)
+            raise
+
+    # ------------------------------------------------------------------ engine → screen
+
+    def _snapshot_arrived(self, snapshot: Snapshot) -> None:
+        self._pending_snapshot = snapshot
+        self._schedule_flush()
+
+    def _event_arrived(self, event: Event) -> None:
+        self._pending_events.append(event)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Coalesce a burst of engine callbacks into one redraw."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.call_later(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        events, self._pending_events = self._pending_events, []
+        if events:
+            self.query_one(JournalPanel).add(events)
+        snapshot, self._pending_snapshot = self._pending_snapshot, None
+        if snapshot is not None:
+            self._draw(snapshot)
+
+    def _draw(self, snapshot: Snapshot) -> None:
+        before = self.snapshot
+        self.snapshot = snapshot
+        self.query_one(ReleaseHeader).show(snapshot)
+        for panel in self.query(Panel):
+            panel.show(snapshot)
+        if (before.mode, before.phase) != (snapshot.mode, snapshot.phase):
+            self.refresh_bindings()
+
+    def _check_stall(self) -> None:
+        age = self.engine.clock.now() - self.snapshot.now
+        limit = max(STALL_AFTER_POLLS * self.engine.plan.poll_interval, 15.0)
+        self.query_one(ReleaseHeader).show_stall(self.snapshot.now if age > limit else None)
+
+    def on_flags_panel_selected(self, event: FlagsPanel.Selected) -> None:
+        self.refresh_bindings()
+
+    # ------------------------------------------------------------------ state helpers
+
+    @property
+    def watching(self) -> bool:
+        return self.snapshot.mode is Mode.WATCH or self.engine.mode is Mode.WATCH
+
+    @property
+    def selected_flag(self) -> Flag | None:
+        return self.query_one(FlagsPanel).selected
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "refuse_watch":
+            return self.watching
+        if action not in keys.DRIVING_ACTIONS:
+            return True
+        if self.watching:
+            return False
+        paused = self.snapshot.phase is Phase.PAUSED
+        if action == "pause":
+            return not paused
+        if action == "resume":
+            return paused
+        if action in ("kill_flag", "restore_flag"):
+            flag = self.selected_flag
+            killed = flag is not None and flag.killed
+            return killed if action == "restore_flag" else not killed
+        return True
+
+    def _notify(self, message: str, *, severity: SeverityLevel = "information",
+                title: str = "", timeout: float | None = None) -> None:
+        self.notices.append(message)
+        self.notify(message, title=title, severity=severity, timeout=timeout)
+
+    def _refused(self, intent: str) -> bool:
+        """True (after saying why) when this intent must not go to the engine now."""
+        if self.watching:
+            self._notify(f"watch-only: {self.snapshot.driver} drives this release",
+                         severity="warning")
+            return True
+        if self._in_flight is not None and intent != "rollback":
+            # Rollback is the way out: it is never queued behind anything.
+            self._notify(f"{self._in_flight} is still running — wait for its result",
+                         severity="warning")
+            return True
+        return False
+
+    async def _call(self, intent: str, call: Callable[[], Awaitable[ActionResult]]) -> None:
+        """Send one intent and show its verified outcome."""
+        self._in_flight = intent
+        self.query_one(ReleaseHeader).show_busy(intent)
+        try:
+            result = await call()
+        except WatchOnlyError as exc:
+            self._notify(str(exc), severity="warning")
+        except Exception as exc:  # an engine bug must not take the console down
+            self._notify(f"{intent} failed: {exc}", severity="error", timeout=30)
+        else:
+            self._notify(
+                result.message,
+                title=intent,
+                severity="information" if result.ok else "error",
+                timeout=8 if result.ok else 20,
+            )
+        finally:
+            self._in_flight = None
+            self._quit_armed = False
+            self.query_one(ReleaseHeader).show_busy(None)
+
+    # ------------------------------------------------------------------ actions (keys)
+
+    def action_advance(self) -> None:
+        self.request_advance()
+
+    def action_pause(self) -> None:
+        self.request_pause()
+
+    def action_resume(self) -> None:
+        self.request_resume()
+
+    def action_promote(self) -> None:
+        self.request_promote()
+
+    def action_rollback(self) -> None:
+        self.request_rollback()
+
+    def action_kill_flag(self) -> None:
+        self._flip_selected()
+
+    def action_restore_flag(self) -> None:
+        self._flip_selected()
+
+    def action_refuse_watch(self, intent: str) -> None:
+        self._refused(intent)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(watching=self.watching, driver=self.snapshot.driver))
+
+    async def action_quit(self) -> None:
+        """Leave the release exactly as it is: stop the poll loop and exit."""
+        if self._in_flight is not None and not self._quit_armed:
+            self._quit_armed = True
+            self._notify(
+                f"{self._in_flight} is still being applied — press q again to quit anyway "
+                "(the engine picks it up from the journal on the next start)",
+                severity="warning",
+            )
+            return
+        self.engine.stop()
+        self.exit()
+
+    def switch_theme(self, name: str) -> None:
+        self.theme = name
+
+    # ------------------------------------------------------------------ intents
+
+    @work(group="intent", exit_on_error=False)
+    async def request_advance(self) -> None:
+        if self._refused("advance"):
+            return
+        snap = self.snapshot
+        steps = snap.plan.steps
+        if (
+            snap.phase is Phase.PROGRESSING
+            and snap.bake_remaining > 0
+            and snap.step_index + 1 < len(steps)
+        ):
+            # The engine lets a human cut a bake short; a stray key press should not.
+            early = await self.push_screen_wait(
+                ConfirmDialog(
+                    "Advance before the bake is over?",
+                    f"The canary has baked {fmt.duration(snap.bake_elapsed)} of "
+                    f"{fmt.duration(snap.step.bake if snap.step else 0)} at {snap.weight}% "
+                    f"({fmt.duration(snap.bake_remaining)} left). Advance to "
+                    f"{steps[snap.step_index + 1].weight}% now?",
+                    confirm="Advance now",
+                )
+            )
+            if not early:
+                self._notify("advance cancelled — nothing changed")
+                return
+            reason = "advanced before the bake ended"
+        else:
+            reason = ""
+        await self._call("advance", lambda: self.engine.advance(reason))
+
+    @work(group="intent", exit_on_error=False)
+    async def request_pause(self) -> None:
+        if self._refused("pause"):
+            return
+        reason = await self.push_screen_wait(
+            ReasonDialog(
+                "Pause the release?",
+                "The canary keeps its current weight; nothing advances until you resume.",
+                confirm="Pause",
+                required=False,
+            )
+        )
+        if reason is None:
+            self._notify("pause cancelled — nothing changed")
+            return
+        await self._call("pause", lambda: self.engine.pause(reason))
+
+    @work(group="intent", exit_on_error=False)
+    async def request_resume(self) -> None:
+        if self._refused("resume"):
+            return
+        await self._call("resume", lambda: self.engine.resume(""))
+
+    @work(group="intent", exit_on_error=False)
+    async def request_promote(self) -> None:
+        if self._refused("promote"):
+            return
+        snap = self.snapshot
+        not_passing = [g for g in snap.gates if g.verdict is not Verdict.PASS]
+        warning = ""
+        if not_passing:
+            names = ", ".join(f"{g.name} {g.verdict.value.upper()}" for g in not_passing)
+            warning = f"Not every gate passes: {names}. The engine will refuse."
+        reason = await self.push_screen_wait(
+            ReasonDialog(
+                f"Promote {snap.plan.service} {snap.plan.version} to 100%?",
+                f"The canary goes from {snap.weight}% to 100% of traffic in "
+                f"{snap.plan.environment}, skipping the remaining steps.",
+                confirm="Promote",
+                required=False,
+                warning=warning,
+            )
+        )
+        if reason is None:
+            self._notify("promote cancelled — nothing changed")
+            return
+        await self._call("promote", lambda: self.engine.promote(reason))
+
+    @work(group="intent", exit_on_error=False)
+    async def request_rollback(self) -> None:
+        if self._refused("rollback"):
+            return
+        snap = self.snapshot
+        if snap.phase in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
+            retry = await self.push_screen_wait(
+                ConfirmDialog(
+                    "Retry the rollback now?",
+                    f"The rollback is not verified yet (attempt {snap.rollback_attempts}). "
+                    "The engine keeps retrying on its own; this tries once more right away.",
+                    confirm="Retry now",
+                    danger=True,
+                )
+            )
+            if not retry:
+                return
+            reason = "operator retried the rollback"
+        else:
+            baseline = snap.plan.baseline_version or "stable"
+            reason = await self.push_screen_wait(
+                ReasonDialog(
+                    f"Roll back {snap.plan.service} {snap.plan.version}?",
+                    f"All traffic goes back to {baseline}: the canary goes from "
+                    f"{snap.weight}% to 0%. The engine retries until it is verified.",
+                    confirm="Roll back",
+                    required=True,
+                    danger=True,
+                )
+            )
+            if reason is None:
+                self._notify("rollback cancelled — nothing changed")
+                return
+        await self._call("rollback", lambda: self.engine.rollback(reason))
+
+    def _flip_selected(self) -> None:
+        flag = self.selected_flag
+        if flag is None:
+            self._notify("no flag selected — pick one in the Flags table", severity="warning")
+            return
+        self.request_flag(flag.key, flag.killed)
+
+    @work(group="intent", exit_on_error=False)
+    async def request_flag(self, key: str, enabled: bool) -> None:
+        if self._refused("kill" if not enabled else "restore"):
+            return
+        flag = next((f for f in self.snapshot.flags if f.key == key), None)
+        mine = " It belongs to this release." if flag is not None and flag.in_release else ""
+        if enabled:
+            title = f"Restore flag {key}?"
+            body = f"{key} is turned back ON for everyone it targets.{mine}"
+        else:
+            title = f"Kill flag {key}?"
+            body = f"Kill switch: {key} is turned OFF for everyone.{mine}"
+        reason = await self.push_screen_wait(
+            ReasonDialog(title, body, confirm="Restore" if enabled else "Kill",
+                         required=True, danger=not enabled)
+        )
+        if reason is None:
+            self._notify(f"{'restore' if enabled else 'kill'} {key} cancelled — nothing changed")
+            return
+        intent = "restore flag" if enabled else "kill flag"
+        await self._call(intent, lambda: self.engine.set_flag(key, enabled, reason))

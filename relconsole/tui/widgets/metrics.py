@@ -1,0 +1,201 @@
+"""Error rate and latency of the canary against the stable baseline.
+
+Numbers always carry their unit and sit beside the chart; the charts share one scale
+that starts at zero, so canary and baseline bars compare honestly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+
+from relconsole.engine.state import Series, Snapshot
+from relconsole.model import GateSpec, GateStatus, MetricSpec, Verdict
+from relconsole.tui import format as fmt
+from relconsole.tui.widgets.field import Field
+from relconsole.tui.widgets.panel import Panel
+from relconsole.tui.widgets.spark import Spark, scale_top
+
+VERDICT_CLASSES = {
+    Verdict.PASS: "-pass",
+    Verdict.FAIL: "-fail",
+    Verdict.INCONCLUSIVE: "-inconclusive",
+}
+
+
+def metric_unit(snapshot: Snapshot, name: str, default: str) -> str:
+    spec: MetricSpec | None = next((m for m in snapshot.plan.metrics if m.name == name), None)
+    return spec.unit if spec is not None and spec.unit else default
+
+
+def gate_for(snapshot: Snapshot, metric: str) -> GateStatus | None:
+    return next((g for g in snapshot.gates if g.spec.metric == metric), None)
+
+
+def spec_for(snapshot: Snapshot, metric: str) -> GateSpec | None:
+    return next((g for g in snapshot.plan.gates if g.metric == metric), None)
+
+
+def latest(snapshot: Snapshot, metric: str) -> tuple[float | None, float | None]:
+    return snapshot.latest.get(metric, (None, None))
+
+
+def set_verdict_class(field: Field, gate: GateStatus | None) -> None:
+    for verdict, css_class in VERDICT_CLASSES.items():
+        field.set_class(gate is not None and gate.verdict is verdict, css_class)
+
+
+class MetricPanel(Panel):
+    SOURCE = "metrics"
+
+    DEFAULT_CSS = """
+    MetricPanel {
+        .row { height: 1; }
+        .name { width: 9; color: $text-muted; }
+        .value { width: 8; text-align: right; margin-right: 1; text-style: bold; }
+        .value.-fail { color: $text-error; }
+        .value.-inconclusive { color: $text-warning; }
+        .note { width: 1fr; color: $text-muted; text-overflow: ellipsis; }
+    }
+    """
+
+
+class ErrorRatePanel(MetricPanel):
+    """Canary vs baseline error ratio, each with its number and a chart; the gate's limit."""
+
+    TITLE = "Error rate"
+    METRIC = "error_rate"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Field("canary", classes="name")
+            yield Field(id="canary-value", classes="value")
+            yield Spark(id="canary-spark")
+        with Horizontal(classes="row"):
+            yield Field("baseline", classes="name")
+            yield Field(id="baseline-value", classes="value")
+            yield Spark(id="baseline-spark", classes="-baseline")
+        with Horizontal(classes="row"):
+            yield Field(id="gate", classes="note")
+
+    def snapshot_key(self, snapshot: Snapshot) -> Any:
+        gate = gate_for(snapshot, self.METRIC)
+        return (
+            latest(snapshot, self.METRIC),
+            snapshot.series.get(self.METRIC),
+            spec_for(snapshot, self.METRIC),
+            gate.verdict if gate else None,
+        )
+
+    def subtitle(self, snapshot: Snapshot) -> str:
+        spec = spec_for(snapshot, self.METRIC)
+        unit = metric_unit(snapshot, self.METRIC, "ratio")
+        return f"gate {fmt.threshold(spec, unit)}" if spec else "no gate"
+
+    def draw(self, snapshot: Snapshot) -> None:
+        unit = metric_unit(snapshot, self.METRIC, "ratio")
+        canary, baseline = latest(snapshot, self.METRIC)
+        series = snapshot.series.get(self.METRIC, Series())
+        spec = spec_for(snapshot, self.METRIC)
+        gate = gate_for(snapshot, self.METRIC)
+
+        value = self.query_one("#canary-value", Field)
+        value.set(fmt.metric(canary, unit))
+        set_verdict_class(value, gate)
+        self.query_one("#baseline-value", Field).set(fmt.metric(baseline, unit))
+
+        limit = spec.max if spec is not None else None
+        top = scale_top(series.canary, series.baseline, floor=limit or 0.0)
+        self.query_one("#canary-spark", Spark).set_data(series.canary, top, alert=limit)
+        self.query_one("#baseline-spark", Spark).set_data(series.baseline, top, alert=limit)
+
+        parts = []
+        if fmt.finite(canary) and fmt.finite(baseline):
+            assert canary is not None and baseline is not None
+            parts.append(f"Δ {fmt.delta(canary - baseline, unit)}")
+        parts.append(f"chart 0–{fmt.compact(top, unit)}" if top else "no data yet")
+        self.query_one("#gate", Field).set(" · ".join(parts))
+
+
+LATENCY = (("p50", "latency_p50"), ("p95", "latency_p95"), ("p99", "latency_p99"))
+
+
+class LatencyPanel(MetricPanel):
+    """p50/p95/p99 for canary and baseline in ms, their ratio, and a p99 chart."""
+
+    TITLE = "Latency"
+    CHART = "latency_p99"
+
+    DEFAULT_CSS = """
+    LatencyPanel {
+        .cell { width: 8; margin-left: 1; text-align: right; }
+        .cell.ratio { width: 6; }
+        .cell.-fail { color: $text-error; text-style: bold; }
+        .cell.-inconclusive { color: $text-warning; text-style: bold; }
+        .head { color: $text-muted; }
+        .label { width: 3; color: $text-muted; }
+        #chart-label { width: auto; margin-right: 1; color: $text-muted; }
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Field(classes="label head")
+            yield Field("canary", classes="cell head")
+            yield Field("baseline", classes="cell head")
+            yield Field("ratio", classes="cell ratio head")
+        for label, metric in LATENCY:
+            detail = "" if metric == self.CHART else " detail"
+            with Horizontal(classes=f"row{detail}"):
+                yield Field(label, classes="label")
+                yield Field(id=f"{label}-canary", classes="cell")
+                yield Field(id=f"{label}-baseline", classes="cell")
+                yield Field(id=f"{label}-ratio", classes="cell ratio")
+        with Horizontal(classes="row"):
+            yield Field(id="chart-label")
+            yield Spark(id="chart")
+
+    def snapshot_key(self, snapshot: Snapshot) -> Any:
+        return (
+            tuple(latest(snapshot, metric) for _, metric in LATENCY),
+            snapshot.series.get(self.CHART),
+            tuple(gate_for(snapshot, metric) for _, metric in LATENCY),
+        )
+
+    def subtitle(self, snapshot: Snapshot) -> str:
+        gates = [
+            f"{label} {fmt.threshold(spec, metric_unit(snapshot, metric, 'seconds'))}"
+            for label, metric in LATENCY
+            if (spec := spec_for(snapshot, metric)) is not None
+        ]
+        return "gate " + ", ".join(gates) if gates else "no gate"
+
+    def draw(self, snapshot: Snapshot) -> None:
+        for label, metric in LATENCY:
+            unit = metric_unit(snapshot, metric, "seconds")
+            canary, baseline = latest(snapshot, metric)
+            gate = gate_for(snapshot, metric)
+            cell = self.query_one(f"#{label}-canary", Field)
+            cell.set(fmt.metric(canary, unit))
+            set_verdict_class(cell, gate)
+            self.query_one(f"#{label}-baseline", Field).set(fmt.metric(baseline, unit))
+            ratio = self.query_one(f"#{label}-ratio", Field)
+            ratio.set(fmt.ratio(canary, baseline))
+            set_verdict_class(ratio, gate)
+
+        series = snapshot.series.get(self.CHART, Series())
+        spec = spec_for(snapshot, self.CHART)
+        alert = None
+        if spec is not None and spec.max is not None:
+            alert = spec.max
+        elif spec is not None and spec.max_ratio is not None:
+            _, baseline = latest(snapshot, self.CHART)
+            if fmt.finite(baseline) and baseline:
+                alert = baseline * spec.max_ratio
+        top = scale_top(series.canary, series.baseline, floor=alert or 0.0)
+        unit = metric_unit(snapshot, self.CHART, "seconds")
+        label = f"p99 0–{fmt.compact(top, unit)}" if top else "p99"
+        self.query_one("#chart-label", Field).set(label)
+        self.query_one("#chart", Spark).set_data(series.canary, top, alert=alert)
