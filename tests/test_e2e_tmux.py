@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from tests.tmux_helpers import TmuxConsole
+from tests.tmux_helpers import TmuxConsole, alive, pane_children
 
 pytestmark = pytest.mark.tmux
 
@@ -57,3 +58,24 @@ def test_healthy_release_driven_to_100_percent_with_keys(console_factory):
     assert "100" in screen
     console.keys("q")
     console.wait_for(lambda s: "EXITED=0" in s, timeout=15)
+
+
+def test_terminal_hang_up_exits_within_5s_and_leaves_the_release_as_it_was(
+    console_factory, tmp_path
+):
+    console = console_factory("demo", "--scenario", "healthy", "--manual", "--speed", "1")
+    console.wait_for(lambda s: "checkout-api" in s, timeout=20)
+    console.keys("a")
+    console.wait_for(lambda s: "canary at 1% (verified)" in s, timeout=15)
+    (pid,) = pane_children(console)
+    console.close()  # the terminal goes away, as when an SSH link drops: SIGHUP
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid), "the console must exit within 5 s of the terminal going away"
+    demo_state = tmp_path / "state" / "demo"
+    world = json.loads(next(demo_state.glob("sim-*.json")).read_text())
+    assert world["weight"] == 1  # exactly where the operator left it
+    journal = next((demo_state / "journal").glob("*.jsonl")).read_text()
+    assert journal.endswith("\n")
+    assert all(json.loads(line) for line in journal.splitlines())

@@ -66,3 +66,22 @@ class TmuxConsole:
 
     def close(self) -> None:
         subprocess.run([self.tmux, "-L", self.socket, "kill-server"], capture_output=True)
+
+
+def pane_children(console: TmuxConsole) -> list[int]:
+    """PIDs of the processes the pane's shell started (the console itself)."""
+    shell = subprocess.run(
+        [console.tmux, "-L", console.socket, "display-message", "-p", "-t", console.name,
+         "#{pane_pid}"], capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    out = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(
+        f"/proc/{pid}/stat").read_text()

@@ -7,7 +7,10 @@ hides the action keys and explains why they do nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
@@ -184,10 +187,26 @@ class ReleaseApp(App[None]):
         if self.watching and self.watch_reason:
             self._notify(f"watch-only: {self.watch_reason}", timeout=10)
         if self.start_engine:
+            self._watch_for_hangup()
             self._run_engine()
             for job in self.background:
                 self.run_worker(job, group="background", exit_on_error=False)
             self.set_interval(1.0, self._check_stall)
+
+    def _watch_for_hangup(self) -> None:
+        """When the SSH link drops (SIGHUP) or we are told to stop (SIGTERM): leave.
+
+        The release is left exactly as it is and the journal is already fsynced per
+        record; without this, a vanished terminal can leave the input thread spinning.
+        """
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._hang_up)
+
+    def _hang_up(self) -> None:
+        self.engine.stop()
+        self.exit(return_code=0)
 
     def on_unmount(self) -> None:
         self.engine.stop()
