@@ -29,6 +29,7 @@ test: $(STAMP) services lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/first_frame.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
