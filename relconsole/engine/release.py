@@ -201,8 +201,11 @@ class ReleaseEngine:
         for listener in list(self._snapshot_listeners):
             listener(snap)
 
-    def _event(self, kind: str, message: str, actor: str = "", **data: Any) -> None:
-        event = Event(at=self.clock.now(), kind=kind, message=message, data=data, actor=actor)
+    def _event(
+        self, kind: str, message: str, actor: str = "", at: float | None = None, **data: Any
+    ) -> None:
+        event = Event(at=self.clock.now() if at is None else at, kind=kind, message=message,
+                      data=data, actor=actor)
         self._events.append(event)
         for listener in list(self._event_listeners):
             listener(event)
@@ -345,7 +348,10 @@ class ReleaseEngine:
 
         await self._load_history()
         if self.mode is Mode.WATCH:
-            self.journal.poll_new()  # only what the driver writes from now on is news
+            # A watcher arriving mid-release sees the recent history, then what is new.
+            for record in self.journal.records()[-20:]:
+                self._journal_event(record)
+            self.journal.poll_new()
         else:
             self._journal(
                 "attach",
@@ -591,6 +597,19 @@ class ReleaseEngine:
         if self.plan.auto_advance and self._ready_to_advance():
             await self._advance_locked("bake complete, gates passing", automatic=True)
 
+    def _journal_event(self, record: dict[str, Any]) -> None:
+        """Show a record the driver wrote as an event on this (watching) console."""
+        actor = record.get("actor") or {}
+        who = f"{actor.get('user', '?')}@{actor.get('host', '?')}"
+        text = str(record.get("intent", "?"))
+        if record.get("reason"):
+            text += f": {record['reason']}"
+        if record.get("outcome"):
+            text += f" → {record['outcome']}"
+        at = record.get("ts")
+        self._event(str(record.get("intent", "journal")), text, actor=who,
+                    at=float(at) if isinstance(at, int | float) else None)
+
     def _follow_driver(self) -> None:
         """Watch-only: learn phase and pause reason from the driver's journal."""
         for record in self.journal.poll_new():
@@ -599,14 +618,7 @@ class ReleaseEngine:
                 with contextlib.suppress(ValueError):
                     self._phase = Phase(after["phase"])
                 self._pause_reason = after.get("pause_reason", "")
-            actor = record.get("actor") or {}
-            who = f"{actor.get('user', '?')}@{actor.get('host', '?')}"
-            text = record.get("intent", "?")
-            if record.get("reason"):
-                text += f": {record['reason']}"
-            if record.get("outcome"):
-                text += f" → {record['outcome']}"
-            self._event(str(record.get("intent", "journal")), text, actor=who)
+            self._journal_event(record)
         if self._phase is Phase.PROGRESSING and self._weight >= 100:
             self._phase = Phase.PROMOTED
         if self._driver_probe is not None:
