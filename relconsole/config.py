@@ -15,6 +15,7 @@ No I/O here beyond reading the file and resolving secrets.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
@@ -70,9 +71,8 @@ def format_key(path: Iterable[str | int]) -> str:
             out += f"[{part}]"
         else:
             text = str(part)
-            if not text or re.search(r"[\s.\[\]\"']", text):
-                text = '"' + text.replace('"', '\\"') + '"'
-                out += f"[{text}]"
+            if not text or re.search(r"[\s.\[\]\"']", text) or not text.isprintable():
+                out += f"[{json.dumps(text, ensure_ascii=False)}]"
             else:
                 out += f".{text}" if out else text
     return out
@@ -96,7 +96,8 @@ class ConfigError(Exception):
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.line = line
-        self.key = key
+        # A key may hold anything YAML allows; the message must still be one line.
+        self.key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in key)
         self.problem = _one_line(problem).rstrip(".")
         hint = _one_line(hint)
         if hint and not hint.endswith((".", "?", "!")):
@@ -493,9 +494,11 @@ def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> ConfigError:
 
 
 def _compose(path: Path, text: str) -> tuple[Any, _Composer]:
-    loader = yaml.SafeLoader(text)
     error = None
+    loader: yaml.SafeLoader | None = None
     try:
+        # The reader checks for forbidden characters while it is being constructed.
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is not None:
             composer = _Composer(path, loader)
@@ -503,7 +506,8 @@ def _compose(path: Path, text: str) -> tuple[Any, _Composer]:
     except yaml.YAMLError as exc:
         error = _yaml_error(path, text, exc)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if error is not None:  # raised here so the YAML error (which quotes the file) is not kept
         raise error
     if node is None:
