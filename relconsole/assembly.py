@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from relconsole.clock import Clock
 from relconsole.config import ConfigError, LoadedConfig, load_config
 from relconsole.engine.journal import Journal, journal_path
-from relconsole.engine.lease import Lease, current_holder
+from relconsole.engine.lease import Lease, LeaseInfo, current_holder
 from relconsole.engine.paths import current_actor, state_dir
 from relconsole.engine.release import ReleaseEngine
 from relconsole.model import Actor, Mode
@@ -70,6 +72,18 @@ class Session:
     providers: Providers
     state_dir: Path
     watch_reason: str = ""  # why this console watches instead of driving
+    holder: LeaseInfo | None = None  # who drives instead, when the lease was taken
+
+    def take_over_hint(self) -> str:
+        """What to tell an operator who could not drive, and how to take over."""
+        now = self.engine.clock.now()
+        if self.holder is not None and self.holder.expired(now):
+            return (
+                f"{self.holder.describe(now)} holds the lease but has not renewed it "
+                f"for {now - self.holder.expires:.0f}s (hung or stopped?); take it over "
+                "with --take-over --reason TEXT"
+            )
+        return f"{self.watch_reason}; --take-over --reason TEXT takes it (journalled)"
 
     async def close(self) -> None:
         await self.engine.close()
@@ -85,14 +99,20 @@ def open_session(
     state: Path | None = None,
     actor: Actor | None = None,
     providers: Providers | None = None,
-    lease_ttl: float = 30.0,
+    lease_ttl: float | None = None,
+    take_over: str | None = None,
 ) -> Session:
     """Build the engine for one release, taking the lease unless asked to watch.
 
     A console that cannot take the lease runs watch-only and names who drives
-    (safety rule 4).
+    (safety rule 4). With `take_over` (the operator's reason) a live lease is taken from
+    its holder, and the journal says who took it from whom and why.
     """
     actor = actor or current_actor()
+    if lease_ttl is None:
+        # How long a hung driver keeps its claim before others may take over after a
+        # confirmation; the driver renews on every poll.
+        lease_ttl = float(os.environ.get("RELCONSOLE_LEASE_TTL", "30"))
     sdir = state_dir(state or cfg.state_dir)
     release_id = cfg.plan.release_id
     lease: Lease | None = None
@@ -100,13 +120,19 @@ def open_session(
     driver = "nobody"
     driver_since: float | None = None
     watch_reason = "--watch" if watch else ""
+    taken_from: LeaseInfo | None = None
+    holder_info: LeaseInfo | None = None
     if not watch:
         lease = Lease.acquire(sdir, release_id, actor, clock, ttl=lease_ttl)
+        if lease is None and take_over:
+            taken_from = current_holder(sdir, release_id, clock)
+            lease = Lease.take_over(sdir, release_id, actor, clock, ttl=lease_ttl)
         if lease is not None:
             mode = Mode.DRIVE
             driver, driver_since = "you", lease.info.since
         else:
             holder = current_holder(sdir, release_id, clock)
+            holder_info = holder
             watch_reason = (
                 f"{holder.describe(clock.now())} drives this release" if holder
                 else "another console holds the lease"
@@ -134,10 +160,31 @@ def open_session(
         mode=mode,
         driver=driver,
         driver_since=driver_since,
-        driver_probe=probe if mode is Mode.WATCH else None,
-        heartbeat=lease.renew if lease is not None else None,
+        driver_probe=probe,
+        heartbeat=_heartbeat(lease, sdir, release_id, clock) if lease is not None else None,
     )
-    return Session(engine, lease, built, sdir, watch_reason)
+    if lease is not None and take_over:
+        previous = taken_from.holder if taken_from else "nobody"
+        journal.append(
+            "lease.take_over", reason=take_over,
+            before={"driver": previous, "pid": taken_from.pid if taken_from else None},
+            after={"driver": lease.info.holder, "pid": lease.info.pid},
+            outcome="verified",
+        )
+    return Session(engine, lease, built, sdir, watch_reason, holder_info)
+
+
+def _heartbeat(
+    lease: Lease, sdir: Path, release_id: str, clock: Clock
+) -> Callable[[], str | None]:
+    def beat() -> str | None:
+        if lease.held:
+            lease.renew()
+            return None
+        holder = current_holder(sdir, release_id, clock)
+        return f"{holder.describe(clock.now())} took over" if holder else "lease released"
+
+    return beat
 
 
 def demo_config(

@@ -73,9 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, default=None)
     with_ui(demo)
 
+    def with_take_over(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--take-over", action="store_true",
+                       help="take the lease from the console that drives (needs --reason; "
+                            "journalled)")
+
     run = sub.add_parser("run", help="the console attached to the release in a config file")
     with_config(run)
     with_ui(run)
+    with_take_over(run)
+    run.add_argument("--reason", default="", help="why (with --take-over)")
 
     check = sub.add_parser("check", help="validate the config and reach every provider")
     with_config(check)
@@ -93,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=f"{text}, journalled and verified")
         with_config(p)
+        with_take_over(p)
         p.add_argument("--reason", required=name == "rollback", default="",
                        help="why (journalled; required for rollback)")
 
@@ -109,11 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("key")
         p.add_argument("--reason", required=True)
         with_config(p)
+        with_take_over(p)
     p = flag_sub.add_parser("set", help="set a flag's rollout percentage")
     p.add_argument("key")
     p.add_argument("percent", type=int)
     p.add_argument("--reason", required=True)
     with_config(p)
+    with_take_over(p)
 
     journal = sub.add_parser("journal", help="the release's history")
     with_config(journal)
@@ -215,11 +225,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(
             cfg, plan=dataclasses.replace(cfg.plan, auto_advance=True, auto_rollback=True)
         )
-    session = open_session(cfg, clock=_clock(), watch=args.watch, state=args.state_dir)
-    if args.headless and session.lease is None and not args.watch:
-        asyncio.run(session.close())
-        raise CliError(f"cannot drive: {session.watch_reason}", EXIT_ERROR)
+    clock = _clock()
+    session = open_session(cfg, clock=clock, watch=args.watch, state=args.state_dir,
+                           take_over=_take_over_reason(args))
+    if session.lease is None and not args.watch:
+        if args.headless:
+            asyncio.run(session.close())
+            raise CliError(f"cannot drive: {session.take_over_hint()}", EXIT_ERROR)
+        reason = _confirm_expired_take_over(session)
+        if reason:
+            asyncio.run(session.close())
+            session = open_session(cfg, clock=clock, state=args.state_dir, take_over=reason)
     return _front_end(session, args, args.theme or cfg.theme)
+
+
+def _take_over_reason(args: argparse.Namespace) -> str | None:
+    if not getattr(args, "take_over", False):
+        return None
+    if not args.reason.strip():
+        raise CliError("--take-over needs --reason TEXT: taking a release from someone "
+                       "is journalled with why", EXIT_USAGE)
+    return args.reason.strip()
+
+
+def _confirm_expired_take_over(session: Any) -> str | None:
+    """A lease whose holder stopped renewing it may be taken, after a confirmation."""
+    holder = session.holder
+    if holder is None or not holder.expired(session.engine.clock.now()):
+        return None
+    if not sys.stdin.isatty():
+        print(f"relconsole: {session.take_over_hint()}; watching instead", file=sys.stderr)
+        return None
+    print(session.take_over_hint())
+    if input("Take over this release now? [y/N] ").strip().lower() not in ("y", "yes"):
+        return None
+    reason = input("Reason (journalled): ").strip()
+    return reason or None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -327,10 +368,11 @@ def _drive(args: argparse.Namespace, action: Any) -> int:
     from relconsole.model import Phase
 
     cfg = _load(args)
-    session = open_session(cfg, clock=_clock(), state=args.state_dir)
+    session = open_session(cfg, clock=_clock(), state=args.state_dir,
+                           take_over=_take_over_reason(args))
     if session.lease is None:
         asyncio.run(session.close())
-        raise CliError(f"cannot act: {session.watch_reason}", EXIT_ERROR)
+        raise CliError(f"cannot act: {session.take_over_hint()}", EXIT_ERROR)
 
     async def go() -> int:
         try:

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from relconsole.engine.release import ReleaseEngine
 from relconsole.engine.state import Event, Snapshot
-from relconsole.model import Phase
+from relconsole.model import Mode, Phase
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -115,7 +115,14 @@ async def run_headless(
     try:
         await engine.attach()
         rollback_started: float | None = None
+        driving = engine.mode is Mode.DRIVE
         while True:
+            if driving and engine.mode is not Mode.DRIVE:
+                # Another console took the lease over: a pipeline must not keep going
+                # as if it still drove; the new driver owns the release now.
+                out.write("lease lost: another console drives this release now\n")
+                out.flush()
+                return EXIT_PAUSED
             code = exit_code_for(engine.phase)
             if code is not None:
                 return code

@@ -7,7 +7,9 @@ future take-over rule), which is why an expired info file on a lock that is stil
 means "held" and why the info file does not need fsync.
 
 The lock file is never deleted: deleting it while another process has it open would let
-two processes hold locks on two different files, i.e. two drivers.
+two processes hold locks on two different files, i.e. two drivers. The one exception is
+an operator's explicit take-over (`Lease.take_over`), which replaces it on purpose; the
+previous holder sees `held` turn False and stops driving.
 
 Caveat: an os.fork() child shares its parent's lock; relconsole's own subprocesses do not
 inherit it because the descriptor is opened close-on-exec.
@@ -49,6 +51,10 @@ class LeaseInfo:
     since: float
     expires: float
     ssh_client: str | None = None
+
+    def expired(self, now: float) -> bool:
+        """Held but not renewed in time: the holder is alive but hung (or stopped)."""
+        return now > self.expires
 
     def describe(self, now: float) -> str:
         """'alice@bastion-1 (pid 4242) since 13:02:11', in local time, for the header."""
@@ -178,6 +184,44 @@ class Lease:
             _write_info(info_path, info)
         except OSError as exc:
             # Others would be shown a previous holder's name; better not to drive at all.
+            lease.release()
+            raise LeaseError(f"cannot record the lease holder in {info_path}: {exc}") from exc
+        return lease
+
+    @classmethod
+    def take_over(
+        cls, state_dir: Path, release_id: str, actor: Actor, clock: Clock, ttl: float = 30.0
+    ) -> Lease:
+        """Take the lease from a live holder (an operator's explicit decision).
+
+        A fresh lock file, locked first, is renamed over the old one: the previous
+        holder's lock now guards an orphaned file, its `held` turns False, and it must
+        stop driving. This is the one place the lock file is replaced.
+        """
+        lock_path, info_path = _paths(state_dir, release_id)
+        fresh = lock_path.with_name(f".{lock_path.name}.takeover-{os.getpid()}")
+        try:
+            ensure_private_dir(lock_path.parent)
+            fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise LeaseError(f"cannot take the lease in {lock_path.parent}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.replace(fresh, lock_path)
+        except OSError as exc:
+            os.close(fd)
+            with suppress(FileNotFoundError):
+                fresh.unlink()
+            raise LeaseError(f"cannot take the lease over: {exc}") from exc
+        now = clock.now()
+        info = LeaseInfo(
+            holder=f"{actor.user}@{actor.host}", pid=os.getpid(), host=actor.host,
+            since=now, expires=now + ttl, ssh_client=actor.ssh_client,
+        )
+        lease = cls(fd, lock_path, info_path, info, clock, ttl)
+        try:
+            _write_info(info_path, info)
+        except OSError as exc:
             lease.release()
             raise LeaseError(f"cannot record the lease holder in {info_path}: {exc}") from exc
         return lease

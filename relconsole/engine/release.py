@@ -80,7 +80,7 @@ class ReleaseEngine:
         driver: str = "you",
         driver_since: float | None = None,
         driver_probe: Callable[[], tuple[str, float | None]] | None = None,
-        heartbeat: Callable[[], None] | None = None,
+        heartbeat: Callable[[], str | None] | None = None,
     ) -> None:
         self.plan = plan
         self.clock = clock
@@ -97,7 +97,8 @@ class ReleaseEngine:
         self._driver = driver
         self._driver_since = driver_since
         self._driver_probe = driver_probe
-        self._heartbeat = heartbeat  # keeps the driver's lease alive while it polls
+        # Keeps the driver's lease alive while it polls; returns why, once it is lost.
+        self._heartbeat = heartbeat
 
         self._phase = Phase.PENDING
         self._step_index = -1
@@ -256,8 +257,30 @@ class ReleaseEngine:
             self._problems[source] = ProblemNote(source, message, current.since)
 
     def _journal(self, intent: str, **fields: Any) -> dict[str, Any]:
+        # Every action starts with its journal record: the last moment to make sure this
+        # console still drives (a stopped process may resume after a take-over).
+        if self._heartbeat is not None and self.mode is Mode.DRIVE:
+            lost = self._heartbeat()
+            if lost:
+                self._lose_drive(lost)
+        if self.mode is Mode.WATCH:
+            raise JournalError(f"watch-only: {self._driver} drives this release")
         actor = fields.pop("actor", None) or self.actor
         return self.journal.append(intent, actor=actor, **fields)
+
+    def _lose_drive(self, why: str) -> None:
+        """Someone took the lease over: from now on this console only watches."""
+        self.mode = Mode.WATCH
+        self.traffic = ReadOnlyTraffic(self.traffic)
+        if self.metrics is not None:
+            self.metrics = ReadOnlyMetrics(self.metrics)
+        if self.flags_provider is not None:
+            self.flags_provider = ReadOnlyFlags(self.flags_provider)
+        self.journal.read_only = True
+        self.journal.poll_new()  # the new driver's records are news from here on
+        if self._driver_probe is not None:
+            self._driver, self._driver_since = self._driver_probe()
+        self._event("lease", f"lease lost: {why} — this console is now watch-only")
 
     def _require_drive(self, what: str) -> None:
         if self.mode is Mode.WATCH:
@@ -547,8 +570,10 @@ class ReleaseEngine:
             await self.attach()
             return
         now = self.clock.now()
-        if self._heartbeat is not None:
-            self._heartbeat()
+        if self._heartbeat is not None and self.mode is Mode.DRIVE:
+            lost = self._heartbeat()
+            if lost:
+                self._lose_drive(lost)
         await self._poll(now)
         async with self._lock:
             if self._phase is Phase.PROGRESSING and self._last_tick is not None:
