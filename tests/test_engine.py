@@ -380,3 +380,56 @@ async def test_flag_kill_is_verified_and_journalled():
     snap = engine.snapshot()
     flag = next(f for f in snap.flags if f.key == "checkout-pricing-killswitch")
     assert flag.in_release and not flag.enabled
+
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KiB tmpfs, really mounted: writes on it fail with ENOSPC once it is full."""
+    import os
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI runs as root and must be able to mount a tmpfs: {done.stderr}")
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(mount) -> None:
+    with open(mount / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"x" * 512)
+        except OSError:
+            pass
+
+
+async def test_a_full_disk_refuses_every_action_but_watching_goes_on(tiny_disk):
+    session = demo_session("healthy", state=tiny_disk / "state", auto_advance=True)
+    engine = session.engine
+    fill(tiny_disk)
+    await engine.attach()  # watching starts even though nothing can be recorded
+    problem = engine.snapshot().problem("journal")
+    assert problem is not None and "disk full" in problem.message
+    for action in (engine.advance(), engine.promote("x"), engine.pause("x"),
+                   engine.rollback("x"),
+                   engine.set_flag("checkout-pricing-killswitch", False, "x")):
+        result = await action
+        assert not result.ok and "journal" in result.message
+    for _ in range(20):  # auto_advance is on: it must not act without a record either
+        await engine.clock.sleep(5)
+        await engine.tick()
+    assert world(session).weight == 0
+    assert world(session).set_weight_calls == []
+    assert engine.snapshot().latest["error_rate"][1] is not None  # still watching
+    (tiny_disk / "filler").unlink()  # space again: the next action is recorded and taken
+    assert (await engine.advance()).ok and world(session).weight == 1
+    assert engine.snapshot().problem("journal") is None

@@ -266,7 +266,14 @@ class ReleaseEngine:
         if self.mode is Mode.WATCH:
             raise JournalError(f"watch-only: {self._driver} drives this release")
         actor = fields.pop("actor", None) or self.actor
-        return self.journal.append(intent, actor=actor, **fields)
+        try:
+            record = self.journal.append(intent, actor=actor, **fields)
+        except JournalError as exc:
+            # Shown until a record is written again: no action is taken meanwhile.
+            self._problem("journal", f"journal: {exc} — actions are refused")
+            raise
+        self._problem("journal", None)
+        return record
 
     def _lose_drive(self, why: str) -> None:
         """Someone took the lease over: from now on this console only watches."""
@@ -281,6 +288,10 @@ class ReleaseEngine:
         if self._driver_probe is not None:
             self._driver, self._driver_since = self._driver_probe()
         self._event("lease", f"lease lost: {why} — this console is now watch-only")
+
+    def _journal_soft(self, intent: str, **fields: Any) -> None:
+        with contextlib.suppress(JournalError):
+            self._journal(intent, **fields)
 
     def _require_drive(self, what: str) -> None:
         if self.mode is Mode.WATCH:
@@ -340,7 +351,7 @@ class ReleaseEngine:
             if weight_known and self._weight == 0:
                 self._phase = Phase.ROLLED_BACK
                 if self.mode is Mode.DRIVE:
-                    self._journal(
+                    self._journal_soft(
                         "rollback",
                         reason=pending_rollback,
                         before={"weight": 0},
@@ -376,12 +387,14 @@ class ReleaseEngine:
                 self._journal_event(record)
             self.journal.poll_new()
         else:
-            self._journal(
-                "attach",
-                reason="console started",
-                after=self._state(),
-                outcome="verified" if weight_known else "failed: traffic unreadable",
-            )
+            # Watching goes on without a journal; acting does not (see `_journal`).
+            with contextlib.suppress(JournalError):
+                self._journal(
+                    "attach",
+                    reason="console started",
+                    after=self._state(),
+                    outcome="verified" if weight_known else "failed: traffic unreadable",
+                )
         self._attached = True
         self._event(
             "attach",
