@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
@@ -26,9 +26,9 @@ from relconsole.engine.release import ActionResult, ReleaseEngine, WatchOnlyErro
 from relconsole.engine.state import Event, Snapshot
 from relconsole.model import Flag, Mode, Phase, Verdict
 from relconsole.tui import format as fmt
-from relconsole.tui import keys
+from relconsole.tui import hangup, keys
 from relconsole.tui.commands import ReleaseCommands
-from relconsole.tui.dialogs import ConfirmDialog, ReasonDialog
+from relconsole.tui.dialogs import ConfirmDialog, ReasonDialog, RolloutDialog
 from relconsole.tui.help import HelpScreen
 from relconsole.tui.themes import (
     ANSI_THEME,
@@ -49,6 +49,7 @@ from relconsole.tui.widgets import (
 )
 from relconsole.tui.widgets.panel import Panel
 
+WIDE = 110  # columns from which panels sit side by side and the footer has its padding
 STALL_AFTER_POLLS = 3  # snapshots missed before the header warns that the screen is old
 
 
@@ -64,22 +65,31 @@ class ReleaseApp(App[None]):
     #metrics { layout: horizontal; width: 1fr; height: auto; }
     #metrics > Panel { width: 1fr; }
     #top Panel { min-height: 7; }
+    /* Wide: gates, flags and journal each get the full width, so the flags table has
+       room for key, type, state, owner, age and audit marker side by side. */
     #lower {
         layout: grid;
-        grid-size: 2;
-        grid-columns: 8fr 5fr;
-        grid-rows: auto 1fr;
+        grid-size: 1;
+        grid-rows: auto auto 1fr;
         height: 1fr;
     }
-    #journal { column-span: 2; }
     JournalLog { overflow-y: auto; }
     Screen.-narrow {
         #top { layout: vertical; }
         #canary, #metrics { width: 100%; }
         #canary { min-height: 0; }
-        #lower { grid-columns: 3fr 2fr; }
+        #lower { grid-size: 2; grid-columns: 3fr 2fr; grid-rows: auto 1fr; }
         #gates { column-span: 2; }
-        #journal { column-span: 1; }
+        FooterKey {  /* " a advance" rather than " a advance ": every key fits in 80 */
+            .footer-key--key { padding: 0 0 0 1; }
+            .footer-key--description { padding: 0 0 0 1; }
+        }
+    }
+    Screen.-narrow.-short {
+        /* The flags share a short row with the journal: fill it and let the table scroll
+           inside it, so the row under the cursor (the one `k` flips) is always in view. */
+        #flags { height: 100%; }
+        FlagsTable { height: 1fr; }
     }
     Screen.-short {
         #top Panel { min-height: 0; }
@@ -93,7 +103,7 @@ class ReleaseApp(App[None]):
         *keys.bindings()
     ]
 
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
 
     COMMANDS = App.COMMANDS | {ReleaseCommands}
@@ -194,17 +204,28 @@ class ReleaseApp(App[None]):
             self.set_interval(1.0, self._check_stall)
 
     def _watch_for_hangup(self) -> None:
-        """When the SSH link drops (SIGHUP) or we are told to stop (SIGTERM): leave.
+        """Leave when the terminal goes away (see `hangup`), and on SIGTERM.
 
         The release is left exactly as it is and the journal is already fsynced per
-        record; without this, a vanished terminal can leave the input thread spinning.
+        record. Only a real terminal is watched: Pilot tests run headless.
         """
+        if self.is_headless:
+            return
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._hang_up)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, self._terminate)
+        fd = hangup.terminal_fd()
+        if fd is None:
+            return
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, self._hung_up)
+        # SIGHUP may be ignored (nohup) or never sent: probe the terminal as well.
+        self.set_interval(1.0, lambda: hangup.terminal_gone(fd) and self._hung_up())
 
-    def _hang_up(self) -> None:
+    def _hung_up(self) -> None:
+        hangup.leave_now(self.engine.stop)
+
+    def _terminate(self) -> None:
         self.engine.stop()
         self.exit(return_code=0)
 
@@ -261,6 +282,14 @@ class ReleaseApp(App[None]):
         age = self.engine.clock.now() - self.snapshot.now
         limit = max(STALL_AFTER_POLLS * self.engine.plan.poll_interval, 15.0)
         self.query_one(ReleaseHeader).show_stall(self.snapshot.now if age > limit else None)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Below the wide breakpoint every action key fits in the footer only without the
+        # palette key at the right (ctrl+p still works, and `?` lists it).
+        footer = self.query_one(Footer)
+        wide = event.size.width >= WIDE
+        if footer.show_command_palette != wide:
+            footer.show_command_palette = wide
 
     def on_flags_panel_selected(self, event: FlagsPanel.Selected) -> None:
         self.refresh_bindings()
@@ -356,11 +385,19 @@ class ReleaseApp(App[None]):
     def action_restore_flag(self) -> None:
         self._flip_selected()
 
+    def action_set_rollout(self) -> None:
+        flag = self.selected_flag
+        if flag is None:
+            self._notify("no flag selected — pick one in the Flags table", severity="warning")
+            return
+        self.request_rollout(flag.key)
+
     def action_refuse_watch(self, intent: str) -> None:
         self._refused(intent)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(watching=self.watching, driver=self.snapshot.driver))
+        self.push_screen(HelpScreen(watching=self.watching, driver=self.snapshot.driver,
+                                    production=self.snapshot.plan.production))
 
     async def action_quit(self) -> None:
         """Leave the release exactly as it is: stop the poll loop and exit."""
@@ -500,6 +537,14 @@ class ReleaseApp(App[None]):
             return
         self.request_flag(flag.key, flag.killed)
 
+    def _typed_hint(self) -> str:
+        """In production a flag change needs its key typed out; this says so."""
+        environment = self.snapshot.plan.environment
+        where = "Production" if environment.lower() in ("production", "prod") else (
+            f"{environment} is production"
+        )
+        return f"{where} — to confirm, type the flag's key:"
+
     @work(group="intent", exit_on_error=False)
     async def request_flag(self, key: str, enabled: bool) -> None:
         if self._refused("kill" if not enabled else "restore"):
@@ -512,12 +557,48 @@ class ReleaseApp(App[None]):
         else:
             title = f"Kill flag {key}?"
             body = f"Kill switch: {key} is turned OFF for everyone.{mine}"
+        production = self.snapshot.plan.production
         reason = await self.push_screen_wait(
             ReasonDialog(title, body, confirm="Restore" if enabled else "Kill",
-                         required=True, danger=not enabled)
+                         required=True, danger=not enabled,
+                         typed_key=key if production else "",
+                         typed_hint=self._typed_hint() if production else "")
         )
         if reason is None:
             self._notify(f"{'restore' if enabled else 'kill'} {key} cancelled — nothing changed")
             return
         intent = "restore flag" if enabled else "kill flag"
         await self._call(intent, lambda: self.engine.set_flag(key, enabled, reason))
+
+    def rollout_unsupported(self) -> str:
+        """Why this console cannot set rollout percentages (the provider keeps them)."""
+        provider = self.engine.flags_provider
+        if provider is None:
+            return "no flag provider is configured"
+        name = getattr(provider, "name", "the flag provider")
+        return f"{name} keeps rollout percentages itself — change them in {name}"
+
+    @work(group="intent", exit_on_error=False)
+    async def request_rollout(self, key: str) -> None:
+        if self._refused("rollout"):
+            return
+        if not self.engine.flag_rollout_supported:
+            self._notify(f"rollout not changed: {self.rollout_unsupported()}",
+                         severity="warning")
+            return
+        flag = next((f for f in self.snapshot.flags if f.key == key), None)
+        if flag is None:
+            self._notify(f"no flag {key} — it is no longer listed", severity="warning")
+            return
+        production = self.snapshot.plan.production
+        choice = await self.push_screen_wait(
+            RolloutDialog(flag, typed_key=production,
+                          typed_hint=self._typed_hint() if production else "")
+        )
+        if choice is None:
+            self._notify(f"rollout of {key} cancelled — nothing changed")
+            return
+        await self._call(
+            "flag rollout",
+            lambda: self.engine.set_flag_rollout(key, choice.percent, choice.reason),
+        )

@@ -1,4 +1,5 @@
-"""The command palette (ctrl+p): every action, each flag's kill switch, help and themes.
+"""The command palette (ctrl+p): every action, each flag's kill switch and rollout, help
+and themes.
 
 In watch-only mode the actions are still listed, marked watch-only; choosing one gives
 the same notice as pressing its key, and nothing reaches the engine.
@@ -30,6 +31,10 @@ def commands(app: ReleaseApp) -> list[Command]:
         ("Promote to 100%", app.request_promote, "all traffic to the canary; confirms" + note),
         ("Roll back", app.request_rollback, "all traffic to stable; asks for a reason" + note),
     ]
+    rollout_help = (
+        "percentage 0–100; asks for a reason" if app.engine.flag_rollout_supported
+        else "not possible here: " + app.rollout_unsupported()
+    )
     for flag in app.snapshot.flags:
         if flag.killed:
             out.append((f"Restore flag {flag.key}", partial(app.request_flag, flag.key, True),
@@ -37,6 +42,8 @@ def commands(app: ReleaseApp) -> list[Command]:
         else:
             out.append((f"Kill flag {flag.key}", partial(app.request_flag, flag.key, False),
                         "kill switch: off for everyone; asks for a reason" + note))
+        out.append((f"Set rollout of flag {flag.key}", partial(app.request_rollout, flag.key),
+                    rollout_help + note))
     out.append(("Help: keys", app.action_help, "every key of this console"))
     for name in sorted(app.available_themes):
         if name.startswith(PREFIX):

@@ -123,3 +123,20 @@ def threshold(spec: GateSpec, unit: str) -> str:
 
 def weight(value: int) -> str:
     return f"{value}%"
+
+
+def age(seconds: float | None) -> str:
+    """How old something is, coarsely: '45d', '5h', '12m', '<1m'; an em dash if unknown.
+
+    Coarse on purpose: it changes rarely, so a panel showing it rarely redraws.
+    """
+    if not finite(seconds):
+        return MISSING
+    assert seconds is not None
+    if seconds >= 86400:
+        return f"{int(seconds // 86400)}d"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m"
+    return "<1m"

@@ -25,7 +25,7 @@ def key_table(watching: bool) -> Table:
         seen.add(spec.shown)
         table.add_row(shown, text)
     table.add_row("", "")
-    table.add_row("↑ ↓", "select a flag (for k)")
+    table.add_row("↑ ↓", "select a flag (for k and %)")
     table.add_row("tab", "move focus between the flags and the journal")
     table.add_row("escape", "close a dialog or this help without doing anything")
     return table
@@ -57,15 +57,18 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "close", show=False),
     ]
 
-    def __init__(self, *, watching: bool, driver: str) -> None:
+    def __init__(self, *, watching: bool, driver: str, production: bool = False) -> None:
         super().__init__()
         self.watching = watching
         self.driver = driver
+        self.production = production
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help") as box:
             box.border_title = "relconsole — keys"
             intro = "Actions are journalled, and verified before they are reported done."
+            if self.production:
+                intro += " This is production: a flag change also asks for the flag's key."
             if self.watching:
                 intro = (
                     f"WATCH-ONLY: {self.driver} drives this release. You can look; the "

@@ -32,6 +32,8 @@ KEYS: tuple[KeySpec, ...] = (
             "kill switch: selected flag off for everyone (asks for a reason)", True),
     KeySpec("k", "k", "restore_flag", "restore",
             "restore: selected killed flag back on (asks for a reason)", True),
+    KeySpec("percent_sign", "%", "set_rollout", "rollout",
+            "rollout: selected flag's percentage, 0–100 (asks for a reason)", True),
     KeySpec("question_mark", "?", "help", "help", "this help", False),
     KeySpec("ctrl+p", "ctrl+p", "command_palette", "palette",
             "command palette: every action, every flag, themes", False, bind=False),

@@ -35,3 +35,9 @@ def rig(tmp_path: Path) -> Rig:
 @pytest.fixture
 def bad_rig(tmp_path: Path) -> Rig:
     return make_rig(tmp_path / "state", "bad-canary")
+
+
+@pytest.fixture
+def staging_rig(tmp_path: Path) -> Rig:
+    """The demo release outside production: flag changes need no typed key."""
+    return make_rig(tmp_path / "state", production=False)

@@ -82,11 +82,14 @@ class Rig:
 
 
 def make_rig(state_dir: Path, scenario: str = "healthy", *, seed: int = 7,
-             auto_advance: bool = False, blind_gate: bool = False) -> Rig:
+             auto_advance: bool = False, blind_gate: bool = False,
+             production: bool = True) -> Rig:
     """The demo release on the simulator; `blind_gate` adds a gate on a metric the
-    simulator does not have, which therefore stays INCONCLUSIVE."""
+    simulator does not have, which therefore stays INCONCLUSIVE. The demo environment is
+    production (flag changes need the key typed out); `production=False` is staging."""
     cfg = load_config(DEMO, resolve_secrets=False)
-    plan = dataclasses.replace(cfg.plan, auto_advance=auto_advance)
+    assert cfg.plan.production, "the demo release is meant to be production"
+    plan = dataclasses.replace(cfg.plan, auto_advance=auto_advance, production=production)
     if blind_gate:
         plan = dataclasses.replace(
             plan,

@@ -216,7 +216,11 @@ async def test_r_during_failed_rollback_retries_now(bad_rig: Rig) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-async def test_k_kills_the_selected_flag_with_a_reason_then_restores(rig: Rig, size) -> None:
+async def test_k_kills_the_selected_flag_with_a_reason_then_restores(
+    staging_rig: Rig, size
+) -> None:
+    """Outside production: a reason is all it takes (production: see test_flags.py)."""
+    rig = staging_rig
     await healthy_mid_release(rig)
     app = ReleaseApp(rig.engine, start_engine=False)
     async with app.run_test(size=size) as pilot:
@@ -244,7 +248,8 @@ async def test_k_kills_the_selected_flag_with_a_reason_then_restores(rig: Rig, s
         assert rig.world.flags[RELEASE_FLAG].enabled
 
 
-async def test_k_follows_the_cursor(rig: Rig) -> None:
+async def test_k_follows_the_cursor(staging_rig: Rig) -> None:
+    rig = staging_rig
     await healthy_mid_release(rig)
     app = ReleaseApp(rig.engine, start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:

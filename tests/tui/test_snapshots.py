@@ -82,6 +82,58 @@ def test_watch_mode(snap_compare, rig: Rig, size: str) -> None:
     assert snap_compare(_app(watcher), terminal_size=SIZES[size], run_before=run_before)
 
 
+def _typed(text: str) -> list[str]:
+    return ["space" if c == " " else c for c in text]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_flags_panel_audit_findings(snap_compare, rig: Rig, size: str) -> None:
+    """The cursor on a flag with hygiene findings: marker in the table, findings below
+    (at 80×24 the table scrolls to it; the line below does not fit there)."""
+
+    async def run_before(pilot) -> None:
+        await healthy_mid_release(rig)
+
+    assert snap_compare(
+        _app(rig.engine), terminal_size=SIZES[size], run_before=run_before,
+        press=["down"] * 5,
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_kill_dialog_production(snap_compare, rig: Rig, size: str) -> None:
+    """Reason given; the flag's key still to be typed, so Kill is disabled."""
+
+    async def run_before(pilot) -> None:
+        await healthy_mid_release(rig)
+
+    assert snap_compare(
+        _app(rig.engine), terminal_size=SIZES[size], run_before=run_before,
+        press=["k", *_typed("pricing errors"), "enter"],
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rollout_dialog(snap_compare, rig: Rig, size: str) -> None:
+    async def run_before(pilot) -> None:
+        await healthy_mid_release(rig)
+
+    assert snap_compare(
+        _app(rig.engine), terminal_size=SIZES[size], run_before=run_before, press=["%"]
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rollout_dialog_refuses_130(snap_compare, rig: Rig, size: str) -> None:
+    async def run_before(pilot) -> None:
+        await healthy_mid_release(rig)
+
+    assert snap_compare(
+        _app(rig.engine), terminal_size=SIZES[size], run_before=run_before,
+        press=["%", "1", "3", "0", "tab", *_typed("ramp up"), "enter"],
+    )
+
+
 @pytest.mark.parametrize("theme", ["dark", "light", "high-contrast", "ansi"])
 def test_theme(snap_compare, tmp_path: Path, theme: str) -> None:
     """Every colour that carries meaning at once: PASS, FAIL, INCONCLUSIVE, KILLED, WATCH."""

@@ -56,7 +56,7 @@ async def test_action_keys_are_not_offered(rig: Rig) -> None:
             if active.binding.show
         }
         assert shown.isdisjoint({"advance", "pause", "resume", "promote", "rollback",
-                                 "kill_flag", "restore_flag"})
+                                 "kill_flag", "restore_flag", "set_rollout"})
         assert {"help", "quit"} <= shown
         header = app.query_one("#mode").render()
         assert "WATCH" in str(header)
@@ -74,6 +74,7 @@ async def test_every_palette_action_refuses(rig: Rig) -> None:
             if not title.startswith(("Help", "Theme"))
         ]
         assert "Roll back" in titles and f"Kill flag {RELEASE_FLAG}" in titles
+        assert f"Set rollout of flag {RELEASE_FLAG}" in titles
         for title in titles:
             count = len(app.notices)
             await pilot.press("ctrl+p")
@@ -108,4 +109,6 @@ async def test_the_engine_refuses_too(rig: Rig) -> None:
         await watcher.rollback("x")
     with pytest.raises(WatchOnlyError):
         await watcher.set_flag(RELEASE_FLAG, False, "x")
+    with pytest.raises(WatchOnlyError):
+        await watcher.set_flag_rollout(RELEASE_FLAG, 40, "x")
     assert world_state(rig) == before

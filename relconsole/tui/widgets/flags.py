@@ -1,7 +1,9 @@
-"""Feature flags and kill switches; the row under the cursor is the one `k` flips.
+"""Feature flags and kill switches; the row under the cursor is the one `k` and `%` change.
 
-Columns that do not fit are left out; the line under the table describes the selected
-flag in full (type, rollout, owner, description).
+Columns: key (★ for the release's own flags), type, state with rollout, owner, age and
+the audit marker (hygiene findings, see `flags_audit`). Key, state and marker are always
+shown; a long key is cut with an ellipsis before owner, age and type (in that order) are
+left out. The line under the table describes the selected flag in full, findings included.
 """
 
 from __future__ import annotations
@@ -10,23 +12,36 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable
 
 from relconsole.engine.state import Snapshot
 from relconsole.flags_audit import Finding, marker
-from relconsole.model import Flag
+from relconsole.model import Flag, FlagKind
+from relconsole.tui import format as fmt
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.panel import Panel
 from relconsole.tui.widgets.table import Column, FittedTable
 
-COLUMNS = (
-    Column("key", "flag", required=True),
+KEY_MIN = 20  # cells a key may be cut down to ("★ " and 17 characters and "…")
+
+COLUMNS = (  # display order; `rank` is the order optional columns get room in
+    Column("key", "flag", required=True, shrink_to=KEY_MIN),
+    Column("type", "type", rank=3),
     Column("state", "state", required=True),
-    Column("audit", "audit"),
-    Column("type", "type"),
-    Column("owner", "owner"),
+    Column("owner", "owner", rank=1),
+    Column("age", "age", rank=2),
+    Column("audit", "audit", required=True),
 )
+
+KIND_SHORT = {
+    FlagKind.RELEASE: "rel",
+    FlagKind.EXPERIMENT: "exp",
+    FlagKind.OPERATIONAL: "ops",
+    FlagKind.KILL_SWITCH: "kill",
+    FlagKind.PERMISSION: "perm",
+}
 
 
 def ordered(flags: tuple[Flag, ...]) -> list[Flag]:
@@ -47,14 +62,23 @@ def state_style(flag: Flag) -> str:
     return "killed-mine" if flag.in_release else "killed"
 
 
-def describe(flag: Flag, findings: tuple[Finding, ...] = ()) -> str:
-    parts = [f"{'★ this release · ' if flag.in_release else ''}{flag.kind.value}"]
+def describe(flag: Flag, findings: tuple[Finding, ...] = (), now: float | None = None) -> Content:
+    """The selected flag in one line (or three): everything the table may have cut."""
+    parts = [flag.key]
+    if flag.in_release:
+        parts.append("★ this release")
+    parts.append(flag.kind.value)
     parts.append(f"rollout {flag.rollout}%" if flag.rollout is not None else "no rollout")
     parts.append(f"owner {flag.owner}" if flag.owner else "no owner")
+    if now is not None and flag.created is not None:
+        parts.append(f"{fmt.age(flag.age(now))} old")
+    text = Content(" · ".join(parts))
+    if findings:  # before the description: if three lines are not enough, that is cut
+        audit = "audit: " + "; ".join(finding.message for finding in findings)
+        text = Content.assemble(text, " · ", (audit, "$text-warning"))
     if flag.description:
-        parts.append(flag.description)
-    parts.extend(f"audit: {finding.message}" for finding in findings)
-    return " · ".join(parts)
+        text = Content.assemble(text, " · ", flag.description)
+    return text
 
 
 class FlagsTable(FittedTable):
@@ -87,7 +111,8 @@ class FlagsPanel(Panel):
     DEFAULT_CSS = """
     FlagsPanel {
         padding: 0;
-        #detail { width: 1fr; height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
+        /* Three lines whatever the flag, so moving the cursor does not move the journal. */
+        #detail { width: 1fr; height: 3; padding: 0 1; color: $text-muted; }
     }
     """
 
@@ -122,14 +147,17 @@ class FlagsPanel(Panel):
 
     def _selection_changed(self) -> None:
         flag = self.selected
-        detail = describe(flag, self._findings.get(flag.key, ())) if flag else ""
+        now = self._snapshot.now if self._snapshot is not None else None
+        detail = describe(flag, self._findings.get(flag.key, ()), now) if flag else Content()
         self.query_one("#detail", Field).set(detail)
         if flag != self._selected:
             self._selected = flag
             self.post_message(self.Selected(flag))
 
     def snapshot_key(self, snapshot: Snapshot) -> Any:
-        return snapshot.flags, self._audit(snapshot)
+        # Ages are shown coarsely ("12d"): the panel redraws when that text changes.
+        ages = tuple(fmt.age(f.age(snapshot.now)) for f in snapshot.flags)
+        return snapshot.flags, self._audit(snapshot), ages
 
     def _audit(self, snapshot: Snapshot) -> dict[str, tuple[Finding, ...]]:
         try:
@@ -148,10 +176,10 @@ class FlagsPanel(Panel):
         flags = ordered(snapshot.flags)
         self._flags = {f.key: f for f in flags}
         self._findings = self._audit(snapshot)
-        table.sync({f.key: self._cells(table, f) for f in flags})
+        table.sync({f.key: self._cells(table, f, snapshot.now) for f in flags})
         self._selection_changed()
 
-    def _cells(self, table: FlagsTable, flag: Flag) -> dict[str, Any]:
+    def _cells(self, table: FlagsTable, flag: Flag, now: float) -> dict[str, Any]:
         def style(name: str):
             return table.get_component_rich_style(f"flags--{name}", partial=True)
 
@@ -163,6 +191,7 @@ class FlagsPanel(Panel):
             "key": key,
             "state": Text(state_text(flag), style=style(state_style(flag))),
             "audit": Text(marker(self._findings.get(flag.key, ())), style=style("audit")),
-            "type": Text(flag.kind.value, style=style("muted")),
-            "owner": Text(flag.owner or "— unowned", style=style("muted")),
+            "type": Text(KIND_SHORT.get(flag.kind, flag.kind.value[:4]), style=style("muted")),
+            "owner": Text(flag.owner or "—", style=style("muted")),
+            "age": Text(fmt.age(flag.age(now)), style=style("muted"), justify="right"),
         }

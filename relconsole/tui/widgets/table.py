@@ -1,10 +1,13 @@
 """DataTable rows kept in step with the engine, with columns that fit the panel.
 
-Columns are listed in priority order; those that do not fit the panel's width are left
-out rather than scrolled off half-visible (the panel shows the detail elsewhere).
-Between rebuilds only changed cells are
-updated (`update_cell` keeps cursor and scroll). Column widths only grow, so values
-that change length from poll to poll do not make the table rebuild every time.
+Columns are listed in display order. Required columns are always shown; the others are
+offered room by rank (their position, unless `rank` says otherwise) and left out, from
+the first that does not fit, rather than scrolled off half-visible (the panel shows the
+detail elsewhere). A column with `shrink_to` gives up width first: its cells are cut
+with an ellipsis, never below that width, so a long flag key does not push out the
+columns that matter. Between rebuilds only changed cells are updated (`update_cell`
+keeps cursor and scroll). Column widths only grow, so values that change length from
+poll to poll do not make the table rebuild every time.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ class Column:
     key: str
     label: str
     required: bool = False  # shown even when it does not fit
+    shrink_to: int = 0  # > 0: may be cut (with an ellipsis) down to this many cells
+    rank: int | None = None  # order in which optional columns get room; default position
 
 
 def same(a: object, b: object) -> bool:
@@ -36,6 +41,15 @@ def cell_width(value: object) -> int:
     return value.cell_len if isinstance(value, Text) else Text(str(value)).cell_len
 
 
+def clip(value: object, width: int) -> object:
+    """The cell cut to `width` cells with an ellipsis; unchanged when it fits."""
+    if cell_width(value) <= width:
+        return value
+    text = value.copy() if isinstance(value, Text) else Text(str(value))
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
 class FittedTable(DataTable):
     """A DataTable whose columns are chosen to fit its width."""
 
@@ -45,6 +59,8 @@ class FittedTable(DataTable):
         background: transparent;
         overflow-x: hidden;
         scrollbar-size-horizontal: 0;
+        scrollbar-size-vertical: 1;
+        scrollbar-gutter: stable;  /* columns are fitted once, not again when it scrolls */
     }
     """
 
@@ -56,17 +72,34 @@ class FittedTable(DataTable):
         self._rows: dict[str, Mapping[str, object]] = {}
 
     def fit(self, width: int) -> tuple[tuple[str, int], ...]:
-        """(column key, width) of the columns to show in `width` cells, in order."""
-        chosen: list[tuple[str, int]] = []
-        used = 0
-        for column in self.spec:
+        """(column key, width) of the columns to show in `width` cells, in display order."""
+
+        def least(column: Column) -> int:
             natural = self._natural[column.key]
-            cost = natural + 2 * PADDING
-            if used + cost > width and not column.required:
+            return min(natural, column.shrink_to) if column.shrink_to else natural
+
+        def cost(columns: list[Column]) -> int:
+            return sum(least(c) + 2 * PADDING for c in columns)
+
+        chosen = [c for c in self.spec if c.required]
+        optional = sorted(
+            (c for c in self.spec if not c.required),
+            key=lambda c: self.spec.index(c) if c.rank is None else c.rank,
+        )
+        for column in optional:
+            if cost([*chosen, column]) > width:
                 break
-            chosen.append((column.key, natural))
-            used += cost
-        return tuple(chosen)
+            chosen.append(column)
+        widths = {c.key: self._natural[c.key] for c in chosen}
+        excess = sum(w + 2 * PADDING for w in widths.values()) - width
+        for column in chosen:
+            if excess <= 0:
+                break
+            if column.shrink_to:
+                cut = min(excess, widths[column.key] - least(column))
+                widths[column.key] -= cut
+                excess -= cut
+        return tuple((c.key, widths[c.key]) for c in self.spec if c.key in widths)
 
     def sync(self, rows: Mapping[str, Mapping[str, object]]) -> None:
         """Show these rows (row key → column key → cell) and nothing else."""
@@ -74,20 +107,25 @@ class FittedTable(DataTable):
             for key, value in cells.items():
                 self._natural[key] = max(self._natural.get(key, 0), cell_width(value))
         self._rows = dict(rows)
-        layout = self.fit(self.size.width or self.app.size.width)
+        layout = self.fit(self._width())
         if layout != self._layout or [str(k.value) for k in self.rows] != list(rows):
             self._rebuild(layout)
             return
-        shown = [key for key, _ in layout]
         for row_key, cells in rows.items():
-            for column in shown:
-                value = cells[column]
+            for column, width in layout:
+                value = clip(cells[column], width)
                 if not same(self.get_cell(row_key, column), value):
                     self.update_cell(row_key, column, value)
 
+    def _width(self) -> int:
+        """Cells available to columns (the scrollbar gutter is kept free)."""
+        if not self.size.width:
+            return self.app.size.width
+        return self.scrollable_content_region.width
+
     def on_resize(self) -> None:
-        if self._rows and self.fit(self.size.width) != self._layout:
-            self._rebuild(self.fit(self.size.width))
+        if self._rows and self.fit(self._width()) != self._layout:
+            self._rebuild(self.fit(self._width()))
 
     def _rebuild(self, layout: tuple[tuple[str, int], ...]) -> None:
         selected = None
@@ -98,8 +136,7 @@ class FittedTable(DataTable):
         self._layout = layout
         for key, width in layout:
             self.add_column(labels[key], key=key, width=width)
-        shown = [key for key, _ in layout]
         for row_key, cells in self._rows.items():
-            self.add_row(*(cells[key] for key in shown), key=row_key)
+            self.add_row(*(clip(cells[key], width) for key, width in layout), key=row_key)
         if selected is not None and selected in self._rows:
             self.move_cursor(row=list(self._rows).index(selected), animate=False)
