@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import math
 import time
 from collections.abc import Callable
@@ -130,7 +129,7 @@ def vendor_message(response: httpx.Response) -> str:
     text = ""
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # not JSON, not text, or nested beyond the stack
         body = None
     if isinstance(body, dict):
         for key in ("message", "detail", "details", "error", "msg"):
@@ -140,7 +139,8 @@ def vendor_message(response: httpx.Response) -> str:
                 break
             if isinstance(value, list) and value:
                 first = value[0]
-                text = first.get("message", "") if isinstance(first, dict) else str(first)
+                # {"detail": [{"message": 1}]}: a message need not be text.
+                text = str(first.get("message") or "") if isinstance(first, dict) else str(first)
                 if text:
                     break
         if not text:
@@ -151,9 +151,22 @@ def vendor_message(response: httpx.Response) -> str:
     elif isinstance(body, list) and body and isinstance(body[0], str):
         text = body[0]
     if not text:
-        text = response.text if len(response.text) < 200 else ""
+        text = _body_text(response)
+        text = text if len(text) < 200 else ""
     text = " ".join(text.split())
     return text[:200]
+
+
+def _body_text(response: httpx.Response) -> str:
+    """The body as text, or "" when the charset the server names cannot decode it.
+
+    httpx decodes with the Content-Type charset; a body that does not match it (UTF-16
+    without a BOM, say) raises UnicodeError, which must not hide the HTTP status.
+    """
+    try:
+        return response.text
+    except UnicodeError:
+        return ""
 
 
 class HttpApi:
@@ -189,6 +202,8 @@ class HttpApi:
     async def request(
         self, method: str, path: str, what: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
     ) -> httpx.Response:
+        # `what` may quote names from the vendor's own answers; an error stays one line.
+        what = _clip(what, 120)
         attempt = 0
         while True:
             try:
@@ -202,7 +217,9 @@ class HttpApi:
                 raise ProviderError(
                     f"{self.provider}: {what}: cannot connect to {self.settings.url} ({reason})"
                 ) from None
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                # InvalidURL is not an HTTPError; a link from the vendor's answer (paging)
+                # can raise it.
                 raise ProviderError(
                     f"{self.provider}: {what}: {type(exc).__name__}: {_clip(str(exc))}"
                 ) from None
@@ -246,9 +263,17 @@ class HttpApi:
         response = await self.request(method, path, what, **kwargs)
         try:
             return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError, too many digits
             raise ProviderError(
-                f"{self.provider}: {what}: the answer is not JSON (HTTP {response.status_code})"
+                f"{self.provider}: {_clip(what, 120)}: the answer is not JSON "
+                f"(HTTP {response.status_code})"
+            ) from None
+        except RecursionError:
+            # json.loads recurses once per level: `[[[[…` a few thousand deep exhausts
+            # the stack. Such an answer is garbage, not a reason to crash the console.
+            raise ProviderError(
+                f"{self.provider}: {_clip(what, 120)}: the answer is nested too deeply "
+                f"to read (HTTP {response.status_code})"
             ) from None
 
     async def close(self) -> None:
@@ -271,14 +296,26 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# What the calendar can show (datetime, time.gmtime): years 1..9999, in epoch seconds.
+EARLIEST, LATEST = -62135596800.0, 253402300799.0
+
+
 def iso_time(value: Any) -> float | None:
-    """Seconds since the epoch from an ISO 8601 string or epoch milliseconds; None if neither."""
+    """Seconds since the epoch from an ISO 8601 string or epoch milliseconds; None if neither.
+
+    None too for a time no calendar can show (NaN, Infinity, 10**400 ms): audit and the
+    front ends format these as dates, and "unknown" is the truth about such a value.
+    """
     if value is None or isinstance(value, bool):
         return None
+    seconds: float | None = None
     if isinstance(value, (int, float)):
         # Vendors that use numbers use milliseconds (LaunchDarkly, Split).
-        return float(value) / 1000.0
-    if isinstance(value, str) and value.strip():
+        try:
+            seconds = float(value) / 1000.0
+        except OverflowError:  # an int too large for a float
+            return None
+    elif isinstance(value, str) and value.strip():
         from datetime import UTC, datetime
 
         text = value.strip().replace("Z", "+00:00")
@@ -288,5 +325,45 @@ def iso_time(value: Any) -> float | None:
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        seconds = parsed.timestamp()
+    if seconds is None or not math.isfinite(seconds) or not EARLIEST <= seconds <= LATEST:
+        return None
+    return seconds
+
+
+# Answers are JSON from outside: any part may have any shape. These read a part of the
+# wrong shape as absent, so one odd field never crashes a listing (or hides other flags).
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else {}."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """`value` if it is a JSON array, else []."""
+    return value if isinstance(value, list) else []
+
+
+def whole_number(value: Any) -> int | None:
+    """An integer from a JSON number or numeric string (10, 10.0, "10"); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():  # False for NaN and ±Infinity
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
     return None
+
+
+def percentage(value: float | None) -> int | None:
+    """A whole percent 0..100, or None: a share outside that range is not a rollout."""
+    if value is None or not math.isfinite(value):
+        return None
+    rounded = round(value)
+    return rounded if 0 <= rounded <= 100 else None

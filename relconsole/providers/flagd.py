@@ -63,8 +63,8 @@ def validate(doc: Any, where: str) -> None:
     if errors:
         first = errors[0]
         path = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-        message = first.message if len(first.message) < 160 else first.message[:159] + "…"
-        raise ProviderError(f"flagd: {where}: not a valid flagd definition at {path}: {message}")
+        raise ProviderError(f"flagd: {where}: not a valid flagd definition at "
+                            f"{_shown(path, 80)}: {_shown(first.message, 160)}")
     for key, flag in doc.get("flags", {}).items():
         default = flag.get("defaultVariant")
         if isinstance(default, str) and default not in flag.get("variants", {}):
@@ -72,6 +72,27 @@ def validate(doc: Any, where: str) -> None:
                 f"flagd: {where}: flag {key!r} has defaultVariant {default!r}, "
                 "which is not one of its variants"
             )
+
+
+def _shown(text: str, limit: int) -> str:
+    """Text from the file as it may appear in a one-line message: control characters
+    (a flag named "a<newline>b") escaped, and clipped."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _dumps(value: Any, indent: int | str) -> str:
+    """JSON text for a rewrite: non-ASCII kept as written, unless it cannot be UTF-8.
+
+    A lone surrogate (written "\\ud800" in the file) reads back as a str that has no
+    UTF-8 form; such a value is written escaped again, as it was.
+    """
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=indent)
+    return text
 
 
 def _digest(data: bytes) -> str:
@@ -138,7 +159,7 @@ def splice_flag(text: str, key: str, flag: dict[str, Any], indent: int | str) ->
     except (ValueError, IndexError):
         return None
     unit = indent if isinstance(indent, str) else " " * indent
-    body = json.dumps(flag, indent=indent, ensure_ascii=False)
+    body = _dumps(flag, indent)
     body = body.replace("\n", "\n" + unit * 2)  # a flag sits two levels deep
     return text[: span[0]] + body + text[span[1]:]
 
@@ -214,6 +235,12 @@ class FlagdFlags:
             raise ProviderError(
                 f"flagd: {self.path}:{exc.lineno}: invalid JSON ({exc.msg})"
             ) from None
+        except ValueError as exc:  # not a JSONDecodeError: a number of over 4300 digits
+            raise ProviderError(f"flagd: {self.path}: invalid JSON ({_shown(str(exc), 80)})"
+                                ) from None
+        except RecursionError:
+            # json.loads recurses once per level; a few thousand `[` exhaust the stack.
+            raise ProviderError(f"flagd: {self.path}: nested too deeply to read") from None
         validate(doc, str(self.path))
         return raw, doc
 
@@ -282,21 +309,34 @@ class FlagdFlags:
         flags = doc["flags"]
         if key not in flags:
             raise ProviderError(f"flagd: no flag named {key!r} in {self.path}")
+        try:
+            out = self._rewritten(raw, doc, key, change)
+        except RecursionError:
+            # deepcopy, json.dumps(indent=…) and == recurse once per level: a file nested
+            # a few hundred levels deep reads fine but cannot be rewritten safely.
+            raise ProviderError(
+                f"flagd: {self.path}: nested too deeply for relconsole to rewrite; "
+                "nothing was written — change it in the file"
+            ) from None
+        self._replace(out.encode("utf-8"), digest)
+
+    def _rewritten(self, raw: bytes, doc: dict[str, Any], key: str, change: Any) -> str:
+        """The file's new text with `change` applied to flags[key]."""
         edited = copy.deepcopy(doc)
         flag = edited["flags"][key]
         change(flag)
         meta = flag.setdefault("metadata", {})
         meta["lastChanged"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.now()))
-        validate(edited, f"{self.path} (after editing {key})")
+        validate(edited, f"{self.path} (after editing {key!r})")
         text = raw.decode("utf-8")
         indent = _indent(text)
         out = splice_flag(text, key, flag, indent)
         if out is None or json.loads(out) != edited:
             # Duplicate keys or an exotic layout: fall back to rewriting the whole file.
-            out = json.dumps(edited, indent=indent, ensure_ascii=False)
+            out = _dumps(edited, indent)
             if text.endswith("\n"):
                 out += "\n"
-        self._replace(out.encode("utf-8"), digest)
+        return out
 
     def _replace(self, data: bytes, expected: str) -> None:
         folder = self.path.parent
@@ -339,20 +379,22 @@ class FlagdFlags:
     def _set_rollout(self, key: str, percent: int) -> None:
         if not 0 <= percent <= 100:
             raise ProviderError(f"flagd: rollout {percent} outside 0..100")
+        name = _shown(key, 80)  # the file's own flag name: may hold any character
 
         def change(flag: dict[str, Any]) -> None:
             on, off = self._variant_names(key, flag)
             if on is None or off is None:
                 raise ProviderError(
-                    f"flagd: {key} has no on/off variants (variants: "
-                    f"{', '.join(flag.get('variants', {}))}); set on_variant/off_variant"
+                    f"flagd: {name} has no on/off variants (variants: "
+                    f"{_shown(', '.join(flag.get('variants', {})), 120)}); "
+                    "set on_variant/off_variant"
                 )
             targeting = flag.get("targeting")
             args = find_fractional(targeting)
             if args is None:
                 if targeting:
                     raise ProviderError(
-                        f"flagd: {key} has targeting rules without a fractional rollout; "
+                        f"flagd: {name} has targeting rules without a fractional rollout; "
                         "relconsole will not rewrite them — add a fractional split in the file"
                     )
                 flag["targeting"] = {"fractional": [[on, percent], [off, 100 - percent]]}
@@ -360,12 +402,13 @@ class FlagdFlags:
             try:
                 prefix, entries = split_fractional(args)
             except ValueError as exc:
-                raise ProviderError(f"flagd: {key}: {exc}") from None
+                raise ProviderError(f"flagd: {name}: {exc}") from None
             others = [v for v, w in entries if v not in (on, off) and w > 0]
             if others:
                 raise ProviderError(
-                    f"flagd: {key} splits between more than on/off ({', '.join(map(str, others))});"
-                    " change it in the file"
+                    # The variants named in a fractional split may be any JSON at all.
+                    f"flagd: {name} splits between more than on/off "
+                    f"({_shown(', '.join(map(str, others)), 120)}); change it in the file"
                 )
             total = sum(w for _, w in entries) or 100
             if (percent * total) % 100:

@@ -31,7 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from relconsole.model import Flag, FlagKind
-from relconsole.providers._http import HttpApi, iso_time, parse_settings
+from relconsole.providers._http import HttpApi, as_list, iso_time, parse_settings
 from relconsole.providers.base import BuildContext, ProviderError
 
 PAGE = 100
@@ -105,17 +105,18 @@ class FlagsmithFlags:
 
     async def _states(self) -> dict[int, dict[str, Any]]:
         states = await self._paged(self._states_path(), "list feature states")
-        # Only the environment default: not identity overrides, not segment overrides.
-        return {int(s["feature"]): s for s in states
-                if isinstance(s.get("feature"), int) and s.get("identity") is None
+        # Only the environment default: not identity overrides, not segment overrides;
+        # and only states with the ids a write needs.
+        return {s["feature"]: s for s in states
+                if _id(s.get("feature")) and _id(s.get("id")) and s.get("identity") is None
                 and s.get("feature_segment") is None}
 
     async def list_flags(self) -> list[Flag]:
         features = await self._paged(f"/api/v1/projects/{_p(self.project)}/features/",
                                      "list features")
-        tags = {t.get("id"): str(t.get("label", ""))
+        tags = {t["id"]: str(t.get("label", ""))
                 for t in await self._paged(f"/api/v1/projects/{_p(self.project)}/tags/",
-                                           "list tags")}
+                                           "list tags") if _id(t.get("id"))}
         states = await self._states()
         flags = []
         self._state_ids = {}
@@ -123,15 +124,17 @@ class FlagsmithFlags:
             if feature.get("is_archived"):
                 continue
             key = str(feature.get("name", ""))
-            state = states.get(feature.get("id"))
+            feature_id = feature.get("id")
+            state = states.get(feature_id) if _id(feature_id) else None
             if state is None:
                 continue  # not in this environment
-            self._state_ids[key] = int(state["id"])
-            labels = [tags.get(t, "") for t in feature.get("tags") or []]
+            self._state_ids[key] = state["id"]
+            labels = [tags.get(t, "") for t in as_list(feature.get("tags")) if _id(t)]
             kind = next((FlagKind.parse(t) for t in labels if t.lower() in KIND_TAGS),
                         FlagKind.RELEASE)
-            owners = [o.get("email") for o in feature.get("owners") or [] if isinstance(o, dict)]
-            owners += [g.get("name") for g in feature.get("group_owners") or []
+            owners = [o.get("email") for o in as_list(feature.get("owners"))
+                      if isinstance(o, dict)]
+            owners += [g.get("name") for g in as_list(feature.get("group_owners"))
                        if isinstance(g, dict)]
             flags.append(Flag(
                 key=key,
@@ -172,6 +175,11 @@ class FlagsmithFlags:
 
     async def close(self) -> None:
         await self.api.close()
+
+
+def _id(value: Any) -> bool:
+    """Flagsmith ids are integers; anything else (a list, a dict, true) is no id at all."""
+    return type(value) is int
 
 
 def build_flags(settings: dict[str, Any], ctx: BuildContext) -> FlagsmithFlags:

@@ -32,7 +32,15 @@ from urllib.parse import quote
 import httpx
 
 from relconsole.model import Flag, FlagKind
-from relconsole.providers._http import HttpApi, iso_time, parse_settings
+from relconsole.providers._http import (
+    HttpApi,
+    as_dict,
+    as_list,
+    iso_time,
+    parse_settings,
+    percentage,
+    whole_number,
+)
 from relconsole.providers.base import BuildContext, ProviderError
 
 API_VERSION = "20240415"
@@ -97,7 +105,7 @@ class LaunchDarklyFlags:
             if not isinstance(batch, list):
                 raise ProviderError("launchdarkly: list flags: unexpected answer (no 'items')")
             items.extend(i for i in batch if isinstance(i, dict))
-            nxt = ((page.get("_links") or {}).get("next") or {}).get("href")
+            nxt = as_dict(as_dict(page.get("_links")).get("next")).get("href")
             # The next link is a path with its own query string; only ever follow it on
             # the same server.
             if not batch or not isinstance(nxt, str) or not nxt.startswith("/"):
@@ -106,36 +114,42 @@ class LaunchDarklyFlags:
         return items
 
     def _on_off(self, flag: dict[str, Any]) -> tuple[int | None, int | None]:
-        variations = flag.get("variations") or []
+        variations = as_list(flag.get("variations"))
         values = [v.get("value") if isinstance(v, dict) else None for v in variations]
         if True in values and False in values:
             return values.index(True), values.index(False)
-        defaults = flag.get("defaults") or {}
-        on, off = defaults.get("onVariation"), defaults.get("offVariation")
-        return (on if isinstance(on, int) else None, off if isinstance(off, int) else None)
+        defaults = as_dict(flag.get("defaults"))
+
+        def index(value: Any) -> int | None:
+            # Only an index into `variations`: one past the end was an IndexError.
+            ok = type(value) is int and 0 <= value < len(variations)
+            return value if ok else None
+
+        return index(defaults.get("onVariation")), index(defaults.get("offVariation"))
 
     def _flag(self, flag: dict[str, Any]) -> Flag:
         key = str(flag.get("key", ""))
-        env = (flag.get("environments") or {}).get(self.environment) or {}
+        env = as_dict(as_dict(flag.get("environments")).get(self.environment))
         on_index, _ = self._on_off(flag)
         rollout: int | None = None
-        fallthrough = env.get("fallthrough") or {}
+        fallthrough = as_dict(env.get("fallthrough"))
         if isinstance(fallthrough.get("rollout"), dict):
-            weights = fallthrough["rollout"].get("variations") or []
-            share = sum(int(w.get("weight", 0)) for w in weights
-                        if isinstance(w, dict) and w.get("variation") == on_index)
-            rollout = round(share / 1000)
+            weights = [w for w in as_list(fallthrough["rollout"].get("variations"))
+                       if isinstance(w, dict) and w.get("variation") == on_index]
+            shares = [whole_number(w.get("weight", 0)) for w in weights]
+            # Weights are thousandths of a percent; one unreadable weight: rollout unknown.
+            if None not in shares:
+                rollout = percentage(sum(s for s in shares if s is not None) / 1000)
         elif on_index is not None and isinstance(fallthrough.get("variation"), int):
             rollout = 100 if fallthrough["variation"] == on_index else 0
-        tags = [str(t) for t in flag.get("tags") or []]
+        tags = [str(t) for t in as_list(flag.get("tags"))]
         kind = next((FlagKind.parse(t) for t in tags if _is_kind(t)), None)
         if kind is None:
             # LaunchDarkly only knows temporary vs permanent: a temporary flag is a
             # release flag, a permanent one an operational toggle, unless tagged.
             kind = FlagKind.RELEASE if flag.get("temporary", True) else FlagKind.OPERATIONAL
-        maintainer = flag.get("_maintainer") or {}
-        owner = (maintainer.get("email") or flag.get("maintainerTeamKey")
-                 or (flag.get("_maintainerTeam") or {}).get("key") or "")
+        owner = (as_dict(flag.get("_maintainer")).get("email") or flag.get("maintainerTeamKey")
+                 or as_dict(flag.get("_maintainerTeam")).get("key") or "")
         return Flag(
             key=key,
             kind=kind,
@@ -175,14 +189,21 @@ class LaunchDarklyFlags:
             "GET", f"/api/v2/flags/{_p(self.project)}/{_p(key)}", f"read {key}",
             params={"env": self.environment},
         )
-        variations = flag.get("variations") or []
+        if not isinstance(flag, dict):
+            raise ProviderError(f"launchdarkly: read {key}: unexpected answer (not a flag)")
+        variations = as_list(flag.get("variations"))
         on, off = self._on_off(flag)
         if on is None or off is None or len(variations) != 2:
             raise ProviderError(
                 f"launchdarkly: {what}: only two-variation (on/off) flags can be set to a "
                 "percentage here"
             )
-        on_id, off_id = variations[on].get("_id"), variations[off].get("_id")
+        on_id = as_dict(variations[on]).get("_id")
+        off_id = as_dict(variations[off]).get("_id")
+        if not isinstance(on_id, str) or not isinstance(off_id, str):
+            raise ProviderError(
+                f"launchdarkly: read {key}: unexpected answer (variations without ids)"
+            )
         weights = {str(on_id): percent * 1000, str(off_id): (100 - percent) * 1000}
         await self._patch(
             key, f"relconsole: {reason}",

@@ -33,7 +33,14 @@ from urllib.parse import quote
 import httpx
 
 from relconsole.model import Flag, FlagKind
-from relconsole.providers._http import HttpApi, iso_time, parse_settings
+from relconsole.providers._http import (
+    HttpApi,
+    as_list,
+    iso_time,
+    parse_settings,
+    percentage,
+    whole_number,
+)
 from relconsole.providers.base import BuildContext, ProviderError
 
 PAGE = 50  # Split's maximum page size for these listings
@@ -116,10 +123,10 @@ class SplitFlags:
             key = str(d.get("name", ""))
             m = meta.get(key, {})
             tags = [str(t.get("name", "")) if isinstance(t, dict) else str(t)
-                    for t in m.get("tags") or []]
+                    for t in as_list(m.get("tags"))]
             kind = next((FlagKind.parse(t) for t in tags if t.lower() in KIND_TAGS),
                         FlagKind.RELEASE)
-            owners = [o.get("name") or o.get("id") for o in m.get("owners") or []
+            owners = [o.get("name") or o.get("id") for o in as_list(m.get("owners"))
                       if isinstance(o, dict)]
             flags.append(Flag(
                 key=key,
@@ -135,15 +142,17 @@ class SplitFlags:
         return flags
 
     def _rollout(self, definition: dict[str, Any]) -> int | None:
-        rule = definition.get("defaultRule")
-        if not isinstance(rule, list) or not rule:
+        rule = [b for b in as_list(definition.get("defaultRule")) if isinstance(b, dict)]
+        sizes = [whole_number(b.get("size", 0)) for b in rule]
+        # An unreadable or negative size makes the split unknown, not a made-up percentage.
+        if not rule or any(size is None or size < 0 for size in sizes):
             return None
-        total = sum(int(b.get("size", 0)) for b in rule if isinstance(b, dict))
+        total = sum(size for size in sizes if size is not None)
         if total <= 0:
             return None
-        on = sum(int(b.get("size", 0)) for b in rule
-                 if isinstance(b, dict) and b.get("treatment") == self.on_treatment)
-        return round(100 * on / total)
+        on = sum(size for b, size in zip(rule, sizes, strict=True)
+                 if size is not None and b.get("treatment") == self.on_treatment)
+        return percentage(100 * on / total)
 
     async def set_enabled(self, key: str, enabled: bool, *, reason: str) -> None:
         action = "restore" if enabled else "kill"
@@ -157,8 +166,10 @@ class SplitFlags:
             raise ProviderError(f"split: rollout {percent} outside 0..100")
         what = f"set {key} rollout to {percent}% in {self.environment}"
         definition = await self.api.json("GET", self._env_path(key), f"read {key}")
-        treatments = [t.get("name") for t in definition.get("treatments") or []
-                      if isinstance(t, dict)]
+        if not isinstance(definition, dict):
+            raise ProviderError(f"split: read {key}: unexpected answer (not a definition)")
+        treatments = [t["name"] for t in as_list(definition.get("treatments"))
+                      if isinstance(t, dict) and isinstance(t.get("name"), str)]
         others = [t for t in treatments if t != self.on_treatment]
         if self.on_treatment not in treatments or len(others) != 1:
             raise ProviderError(

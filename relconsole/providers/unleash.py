@@ -35,10 +35,19 @@ from urllib.parse import quote
 import httpx
 
 from relconsole.model import Flag, FlagKind
-from relconsole.providers._http import HttpApi, iso_time, parse_settings
+from relconsole.providers._http import (
+    HttpApi,
+    as_dict,
+    as_list,
+    iso_time,
+    parse_settings,
+    percentage,
+    whole_number,
+)
 from relconsole.providers.base import BuildContext, ProviderError
 
 PAGE = 100
+MAX_PAGES = 100  # 10 000 flags; a paging loop must end even if a server misbehaves
 DETAIL_CONCURRENCY = 8
 
 
@@ -90,7 +99,9 @@ class UnleashFlags:
     async def _search(self) -> list[dict[str, Any]]:
         features: list[dict[str, Any]] = []
         offset = 0
-        while True:
+        # Bounded: a server that keeps answering the same page with a large `total`
+        # would otherwise be asked for ever, and the console would never show a thing.
+        for _ in range(MAX_PAGES):
             page = await self.api.json(
                 "GET", "/api/admin/search/features", "list flags",
                 params={"project": f"IS:{self.project}", "limit": PAGE, "offset": offset},
@@ -102,18 +113,19 @@ class UnleashFlags:
             total = page.get("total")
             offset += len(batch)
             if not batch or not isinstance(total, int) or offset >= total:
-                return features
+                break
+        return features
 
     async def _strategies(self, key: str) -> list[dict[str, Any]]:
         env = await self.api.json("GET", self._feature_path(key), f"read {key}")
-        strategies = env.get("strategies") if isinstance(env, dict) else None
-        return [s for s in strategies or [] if isinstance(s, dict)]
+        return [s for s in as_list(as_dict(env).get("strategies")) if isinstance(s, dict)]
 
     @staticmethod
     def _rollout_strategy(strategies: list[dict[str, Any]]) -> dict[str, Any] | None:
         live = [s for s in strategies if s.get("name") == "flexibleRollout"
                 and not s.get("disabled")]
-        live.sort(key=lambda s: s.get("sortOrder") or 0)
+        # sortOrder is a number; anything else sorts first rather than failing the sort.
+        live.sort(key=lambda s: whole_number(s.get("sortOrder")) or 0)
         return live[0] if live else None
 
     async def list_flags(self) -> list[Flag]:
@@ -130,10 +142,8 @@ class UnleashFlags:
             chosen = self._rollout_strategy(strategies)
             if chosen is None:
                 return None
-            try:
-                return int(str((chosen.get("parameters") or {}).get("rollout", "")).strip())
-            except ValueError:
-                return None
+            rollout = whole_number(as_dict(chosen.get("parameters")).get("rollout"))
+            return percentage(rollout)
 
         envs = [self._env(f) for f in features]
         rollouts = await asyncio.gather(*(rollout(f, e) for f, e in zip(features, envs,
@@ -141,7 +151,7 @@ class UnleashFlags:
         flags = []
         for feature, env, percent in zip(features, envs, rollouts, strict=True):
             owner = next(
-                (str(t.get("value", "")) for t in feature.get("tags") or []
+                (str(t.get("value", "")) for t in as_list(feature.get("tags"))
                  if isinstance(t, dict) and t.get("type") == self.owner_tag),
                 "",
             )
@@ -159,7 +169,7 @@ class UnleashFlags:
         return flags
 
     def _env(self, feature: dict[str, Any]) -> dict[str, Any] | None:
-        for env in feature.get("environments") or []:
+        for env in as_list(feature.get("environments")):
             if isinstance(env, dict) and env.get("name") == self.environment:
                 return env
         return None
