@@ -7,7 +7,7 @@ SCENARIO ?= bad-canary
 SPEED  ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench services clean
+.PHONY: demo test lint bench services clean sandbox sandbox-down
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "relconsole needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -30,6 +30,15 @@ test: $(STAMP) services lint
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/first_frame.py
+	$(BIN)/python bench/poll.py
+
+# A real Prometheus and HAProxy in front of a two-version service, on loopback; prints the
+# command that attaches relconsole and the one that injects a fault into the canary.
+sandbox: $(STAMP)
+	@$(BIN)/python examples/sandbox/launcher.py up
+
+sandbox-down:
+	@$(PYTHON) examples/sandbox/launcher.py down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests drive for real, when they are missing and we are
-# root: tmux (the end-to-end run in a real terminal), PostgreSQL and Node.js (a real
+# root: tmux (the end-to-end run in a real terminal), Prometheus and HAProxy (the sandbox
+# of examples/sandbox), PostgreSQL and Node.js (a real
 # Unleash server for the flag integration tests), and the pinned unleash-server itself
 # from npm into .cache/unleash (gitignored). Otherwise says what is missing: those tests
 # then skip on a laptop, and fail under CI=true.
@@ -9,6 +10,10 @@ cd "$(dirname "$0")/.."
 status=0
 missing=()
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+# Prometheus and HAProxy: the sandbox the integration tests release against (haproxy
+# lives in /usr/sbin, which is not on every PATH).
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # initdb and postgres live in /usr/lib/postgresql/<version>/bin on Debian, not on PATH.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
     missing+=(postgresql)
