@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -367,3 +368,8 @@ def percentage(value: float | None) -> int | None:
         return None
     rounded = round(value)
     return rounded if 0 <= rounded <= 100 else None
+
+
+def path_segment(text: str) -> str:
+    """One URL path segment: a flag key with '/' or '?' must not change the path."""
+    return quote(text, safe="")

@@ -26,22 +26,18 @@ Every call carries ``Authorization: Api-Key <key>``.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from relconsole.model import Flag, FlagKind
 from relconsole.providers._http import HttpApi, as_list, iso_time, parse_settings
+from relconsole.providers._http import path_segment as _p
 from relconsole.providers.base import BuildContext, ProviderError
 
 PAGE = 100
 MAX_PAGES = 100
 KIND_TAGS = {"release", "experiment", "operational", "kill-switch", "killswitch", "permission",
              "ops"}
-
-
-def _p(segment: str) -> str:
-    return quote(segment, safe="")
 
 
 class FlagsmithFlags:

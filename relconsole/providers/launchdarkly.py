@@ -27,7 +27,6 @@ The token goes raw in ``Authorization``; ``LD-API-Version: 20240415`` pins the A
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -41,16 +40,15 @@ from relconsole.providers._http import (
     percentage,
     whole_number,
 )
+from relconsole.providers._http import (
+    path_segment as _p,
+)
 from relconsole.providers.base import BuildContext, ProviderError
 
 API_VERSION = "20240415"
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
 PAGE = 100
 MAX_PAGES = 100  # 10 000 flags; a paging loop must end even if a server misbehaves
-
-
-def _p(segment: str) -> str:
-    return quote(segment, safe="")
 
 
 class LaunchDarklyFlags:

@@ -28,7 +28,6 @@ Every call carries ``Authorization: Bearer <admin key>``.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -41,16 +40,15 @@ from relconsole.providers._http import (
     percentage,
     whole_number,
 )
+from relconsole.providers._http import (
+    path_segment as _p,
+)
 from relconsole.providers.base import BuildContext, ProviderError
 
 PAGE = 50  # Split's maximum page size for these listings
 MAX_PAGES = 200
 KIND_TAGS = {"release", "experiment", "operational", "kill-switch", "killswitch", "permission",
              "ops"}
-
-
-def _p(segment: str) -> str:
-    return quote(segment, safe="")
 
 
 class SplitFlags:

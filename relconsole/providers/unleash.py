@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -44,15 +43,14 @@ from relconsole.providers._http import (
     percentage,
     whole_number,
 )
+from relconsole.providers._http import (
+    path_segment as _p,
+)
 from relconsole.providers.base import BuildContext, ProviderError
 
 PAGE = 100
 MAX_PAGES = 100  # 10 000 flags; a paging loop must end even if a server misbehaves
 DETAIL_CONCURRENCY = 8
-
-
-def _p(segment: str) -> str:
-    return quote(segment, safe="")
 
 
 class UnleashFlags:
