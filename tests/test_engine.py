@@ -433,3 +433,115 @@ async def test_a_full_disk_refuses_every_action_but_watching_goes_on(tiny_disk):
     (tiny_disk / "filler").unlink()  # space again: the next action is recorded and taken
     assert (await engine.advance()).ok and world(session).weight == 1
     assert engine.snapshot().problem("journal") is None
+
+
+# ---------------------------------------------------------------- blind spots
+
+
+def _fail_traffic(session, what: str = "connection refused") -> None:
+    def broken(call: str) -> None:
+        raise ProviderError(f"sim traffic: {call} failed: {what}")
+
+    world(session).traffic_call = broken
+
+
+def _mend_traffic(session) -> None:
+    w = world(session)
+    w.traffic_call = type(w).traffic_call.__get__(w)
+
+
+async def test_no_step_is_taken_while_the_weight_cannot_be_read():
+    session = demo_session("healthy")
+    engine = session.engine
+    await engine.attach()
+    await run_until(session, lambda e: e.snapshot().weight == 1)
+    _fail_traffic(session)
+    # Far past the bake: gates are green, only the weight is unknown.
+    for _ in range(40):
+        await engine.clock.sleep(engine.plan.poll_interval)
+        await engine.tick()
+    assert world(session).weight == 1
+    assert world(session).set_weight_calls == [1]
+    snap = engine.snapshot()
+    assert "connection refused" in snap.problem("traffic").message
+    refused = await engine.advance(reason="operator")
+    assert not refused.ok and "connection refused" in refused.message
+    records = engine.journal.records()
+    dark = [r for r in records if r["intent"] == "provider"]
+    assert [r["outcome"] for r in dark] == ["problem"]
+    assert dark[0]["data"] == {"source": "traffic"}
+    assert not [r for r in records if r["intent"] == "advance" and r["seq"] > dark[0]["seq"]]
+
+    _mend_traffic(session)
+    await run_until(session, lambda e: e.snapshot().weight == 10)
+    outcomes = [r["outcome"] for r in engine.journal.records() if r["intent"] == "provider"]
+    assert outcomes == ["problem", "recovered"]
+
+
+async def test_a_single_failed_poll_shows_but_is_not_journalled_as_an_outage():
+    session = demo_session("healthy", auto_advance=False)
+    engine = session.engine
+    await engine.attach()
+    _fail_traffic(session)
+    await engine.clock.sleep(5)
+    await engine.tick()
+    assert engine.snapshot().problem("traffic") is not None  # on screen at once
+    _mend_traffic(session)
+    await engine.clock.sleep(5)
+    await engine.tick()
+    assert engine.snapshot().problem("traffic") is None
+    assert not [r for r in engine.journal.records() if r["intent"] == "provider"]
+
+
+async def test_a_half_applied_step_is_not_verified_and_pauses_the_release():
+    session = demo_session("healthy")
+    engine = session.engine
+    await engine.attach()
+    await run_until(session, lambda e: e.snapshot().weight == 10)
+    w = world(session)
+    apply = w.apply_weight
+
+    def half(weight: int) -> None:  # one of two servers took the new weight
+        apply((w.weight + weight) // 2)
+
+    w.apply_weight = half
+    await run_until(session, lambda e: e.phase is Phase.PAUSED)
+    snap = engine.snapshot()
+    assert w.weight == 30
+    assert snap.weight == 30
+    assert "advance to 50% not verified: provider reports 30%" in snap.pause_reason
+    assert "check the traffic provider" in snap.pause_reason
+    records = engine.journal.records()
+    last_advance = [r for r in records if r["intent"] == "advance"][-1]
+    assert last_advance["outcome"].startswith("failed: advance to 50% not verified")
+    assert not any(r["intent"] == "advance" and str(r["outcome"]).startswith("verified")
+                   and r["after"]["weight"] == 50 for r in records)
+    assert records[-1]["intent"] == "pause"
+    # Paused means paused: nothing more is tried until a human resumes.
+    calls = list(w.set_weight_calls)
+    for _ in range(20):
+        await engine.clock.sleep(5)
+        await engine.tick()
+    assert w.set_weight_calls == calls
+
+
+async def test_a_step_change_that_keeps_failing_pauses_after_three_tries():
+    session = demo_session("healthy")
+    engine = session.engine
+    await engine.attach()
+    await run_until(session, lambda e: e.snapshot().weight == 1)
+    w = world(session)
+    original = w.traffic_call
+
+    def set_fails(call: str) -> None:
+        if call.startswith("set weight"):
+            raise ProviderError(f"sim traffic: {call} failed: 403 forbidden")
+        original(call)
+
+    w.traffic_call = set_fails
+    await run_until(session, lambda e: e.phase is Phase.PAUSED)
+    failed = [r for r in engine.journal.records()
+              if r["intent"] == "advance" and str(r["outcome"]).startswith("failed")]
+    assert len(failed) == 3
+    assert "403 forbidden" in engine.snapshot().pause_reason
+    assert w.weight == 1

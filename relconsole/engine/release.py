@@ -45,6 +45,10 @@ SnapshotListener = Callable[[Snapshot], None]
 EventListener = Callable[[Event], None]
 
 HISTORY_POINTS = 60
+# Problems of these sources are journalled when they start and end.
+PROVIDER_SOURCES = ("metrics", "traffic", "flags")
+# Failed step changes in a row before the engine stops trying and pauses.
+ADVANCE_FAILURE_LIMIT = 3
 
 
 class WatchOnlyError(RuntimeError):
@@ -55,6 +59,8 @@ class WatchOnlyError(RuntimeError):
 class ActionResult:
     ok: bool
     message: str
+    # The provider answered, but with a weight other than the one set (half applied).
+    weight_mismatch: bool = False
 
 
 class _CallFailed(Exception):
@@ -118,6 +124,8 @@ class ReleaseEngine:
         self._problems: dict[str, ProblemNote] = {}
         self._rollback_reason = ""
         self._rollback_attempts = 0
+        self._advance_failures = 0
+        self._journalled_problems: set[str] = set()
         self._rollback_next_at: float | None = None
         self._rollback_started_at: float | None = None
         # Release flags a rollback must still kill (plan.kill_flags_on_rollback).
@@ -249,12 +257,35 @@ class ReleaseEngine:
             if current is not None:
                 del self._problems[source]
                 self._event("provider", f"{source} recovered")
+                if source in self._journalled_problems:
+                    self._journalled_problems.discard(source)
+                    self._journal_problem(source, f"{source} recovered", "recovered")
             return
         if current is None:
             self._problems[source] = ProblemNote(source, message, self.clock.now())
             self._event("provider", message)
-        elif current.message != message:
+            return
+        if source not in self._journalled_problems:
+            # Seen twice in a row: an outage, not a blip. One record when it starts
+            # and one when it ends keeps a flaky provider from flooding the journal.
+            self._journalled_problems.add(source)
+            self._journal_problem(source, message, "problem")
+        if current.message != message:
             self._problems[source] = ProblemNote(source, message, current.since)
+
+    def _journal_problem(self, source: str, message: str, outcome: str) -> None:
+        """A provider going dark or coming back is part of the release's story.
+
+        Only transitions are written (not every failing poll), and only by the driver.
+        The journal's own trouble and a rollback's retries have records of their own.
+        """
+        if source not in PROVIDER_SOURCES or self.mode is not Mode.DRIVE:
+            return
+        with contextlib.suppress(JournalError):
+            self.journal.append(
+                "provider", reason=message, after=self._state(), outcome=outcome,
+                data={"source": source},
+            )
 
     def _journal(self, intent: str, **fields: Any) -> dict[str, Any]:
         # Every action starts with its journal record: the last moment to make sure this
@@ -304,6 +335,8 @@ class ReleaseEngine:
         return ActionResult(False, message)
 
     def _ready_to_advance(self) -> bool:
+        if self._blind_reason() is not None:
+            return False
         if self._phase is Phase.PENDING:
             return True
         if self._phase is not Phase.PROGRESSING:
@@ -314,6 +347,21 @@ class ReleaseEngine:
         if self._bake_elapsed < step.bake:
             return False
         return all(g.verdict is Verdict.PASS and g.passed_this_step for g in self._gates)
+
+    def _blind_reason(self) -> str | None:
+        """Why the engine cannot trust what it sees right now, if it cannot.
+
+        A gate may still hold a reading from before a metrics outage (it turns stale only
+        after stale_after), and the weight may be unknown after a failed or unverified
+        change: no step is ever taken on that (safety rule 1).
+        """
+        for source in ("metrics", "traffic"):
+            note = self._problems.get(source)
+            if note is not None:
+                return note.message
+        if self._expected_weight is None:
+            return "the canary weight has not been verified since the last change"
+        return None
 
     def _blocking_gate(self) -> GateStatus | None:
         """The first gate whose state forbids moving forward (failing or without data)."""
@@ -539,6 +587,7 @@ class ReleaseEngine:
             if index != self._step_index and self._phase in (
                 Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED
             ):
+                self._advance_failures = 0
                 before = self._state()
                 self._enter_step(index)
                 self._journal_outcome(
@@ -718,7 +767,7 @@ class ReleaseEngine:
             self._journal_outcome(intent, reason, before, f"failed: {message}", actor)
             self._last_error = message
             self._event("error", message)
-            return ActionResult(False, message)
+            return ActionResult(False, message, weight_mismatch=True)
         self._expected_weight = weight
         return ActionResult(True, f"{intent}: canary at {weight}% (verified)")
 
@@ -759,6 +808,9 @@ class ReleaseEngine:
         nxt = self._step_index + 1
         if nxt >= len(self.plan.steps):
             return self._refuse("advance refused: already at the last step")
+        blind = self._blind_reason()
+        if blind is not None:
+            return self._refuse(f"advance refused: {blind}")
         if self._phase is not Phase.PENDING:
             blocking = self._blocking_gate()
             if blocking is not None:
@@ -774,7 +826,18 @@ class ReleaseEngine:
             weight, intent="advance", reason=reason or "manual advance", actor=who, data=data
         )
         if not result.ok:
+            if self._expected_weight is None:
+                self._advance_failures += 1
+                # A read-back that disagrees (one of two servers changed, a provider that
+                # ignores the call) does not mend itself, and neither does a call that
+                # keeps failing: a human looks before anything else moves. A single lost
+                # answer is settled by the next read instead.
+                if result.weight_mismatch or self._advance_failures >= ADVANCE_FAILURE_LIMIT:
+                    self._set_paused(
+                        f"{result.message} — check the traffic provider, then resume"
+                    )
             return result
+        self._advance_failures = 0
         before = self._state()
         self._enter_step(nxt)
         self._journal_outcome("advance", reason, before, "verified", who)
@@ -919,6 +982,9 @@ class ReleaseEngine:
         async with self._lock:
             if self._phase not in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
                 return self._refuse(f"promote refused: release is {self._phase.label.lower()}")
+            blind = self._blind_reason()
+            if blind is not None:
+                return self._refuse(f"promote refused: {blind}")
             blocking = self._blocking_gate()
             if blocking is not None and self._step_index >= 0:
                 return self._refuse(
