@@ -3,6 +3,7 @@ with the release exactly as it was — also when SIGHUP is ignored, as under noh
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -37,8 +38,10 @@ def read_until(master: int, needle: bytes, timeout: float = 20) -> bytes:
     return seen
 
 
-@pytest.mark.parametrize("sighup", ["default", "ignored"])
+@pytest.mark.parametrize("sighup", ["default", "ignored", "sigterm"])
 def test_console_leaves_within_5s_when_its_terminal_goes_away(tmp_path, sighup):
+    """`sigterm`: the terminal stays, the console is told to stop (systemd, kill, tmux
+    kill-session); it must leave the same way."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     state = tmp_path / "state"
@@ -61,10 +64,19 @@ def test_console_leaves_within_5s_when_its_terminal_goes_away(tmp_path, sighup):
         read_until(master, b"verified")
         time.sleep(0.5)
         cpu_before = cpu_seconds(proc.pid)
-        os.close(master)  # the terminal goes away
+        if sighup == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.close(master)  # the terminal goes away
         gone_at = time.monotonic()
         try:
-            proc.wait(timeout=5)
+            if sighup == "sigterm":
+                # A live terminal keeps reading what the console writes.
+                while proc.poll() is None and time.monotonic() - gone_at < 5:
+                    with contextlib.suppress(OSError):
+                        if select.select([master], [], [], 0.1)[0]:
+                            os.read(master, 65536)
+            proc.wait(timeout=max(0.1, 5 - (time.monotonic() - gone_at)))
         except subprocess.TimeoutExpired:
             spent = cpu_seconds(proc.pid) - cpu_before
             pytest.fail(f"still running 5 s after the hang-up ({spent:.1f} CPU-s spent)")
@@ -73,6 +85,8 @@ def test_console_leaves_within_5s_when_its_terminal_goes_away(tmp_path, sighup):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if sighup == "sigterm":
+            os.close(master)
     demo = state / "demo"
     world = json.loads(next(demo.glob("sim-*.json")).read_text())
     assert world["weight"] == 1
