@@ -455,7 +455,12 @@ async def test_no_step_is_taken_while_the_weight_cannot_be_read():
     engine = session.engine
     await engine.attach()
     await run_until(session, lambda e: e.snapshot().weight == 1)
+    await run_until(session, lambda e: e.snapshot().bake_remaining <= 10)
     _fail_traffic(session)
+    await engine.clock.sleep(5)
+    await engine.tick()
+    refused = await engine.advance(reason="operator")
+    assert not refused.ok and "connection refused" in refused.message
     # Far past the bake: gates are green, only the weight is unknown.
     for _ in range(40):
         await engine.clock.sleep(engine.plan.poll_interval)
@@ -464,8 +469,10 @@ async def test_no_step_is_taken_while_the_weight_cannot_be_read():
     assert world(session).set_weight_calls == [1]
     snap = engine.snapshot()
     assert "connection refused" in snap.problem("traffic").message
-    refused = await engine.advance(reason="operator")
-    assert not refused.ok and "connection refused" in refused.message
+    # Held, and after inconclusive_limit polls also paused, so a human decides.
+    assert engine.phase is Phase.PAUSED
+    assert snap.pause_reason.startswith("no traffic read for 6 polls, the canary weight is "
+                                        "unknown (traffic: sim traffic: read failed")
     records = engine.journal.records()
     dark = [r for r in records if r["intent"] == "provider"]
     assert [r["outcome"] for r in dark] == ["problem"]
@@ -473,6 +480,10 @@ async def test_no_step_is_taken_while_the_weight_cannot_be_read():
     assert not [r for r in records if r["intent"] == "advance" and r["seq"] > dark[0]["seq"]]
 
     _mend_traffic(session)
+    await engine.clock.sleep(5)
+    await engine.tick()
+    assert engine.phase is Phase.PAUSED and world(session).weight == 1
+    assert (await engine.resume(reason="haproxy is back")).ok
     await run_until(session, lambda e: e.snapshot().weight == 10)
     outcomes = [r["outcome"] for r in engine.journal.records() if r["intent"] == "provider"]
     assert outcomes == ["problem", "recovered"]
@@ -545,3 +556,30 @@ async def test_a_step_change_that_keeps_failing_pauses_after_three_tries():
     assert len(failed) == 3
     assert "403 forbidden" in engine.snapshot().pause_reason
     assert w.weight == 1
+
+
+async def test_before_the_first_step_dark_metrics_pause_the_release_instead_of_waiting():
+    session = demo_session("healthy")
+    engine = session.engine
+    metrics = session.providers.metrics
+
+    async def unreachable(specs):
+        raise ProviderError("prometheus: connection refused by http://prom:9090")
+
+    real_sample = metrics.sample
+    metrics.sample = unreachable
+    await engine.attach()
+    await run_until(session, lambda e: e.phase is Phase.PAUSED, max_ticks=20)
+    snap = engine.snapshot()
+    assert snap.pause_reason == (
+        "no metrics for 6 polls, the gates cannot be judged "
+        "(metrics: prometheus: connection refused by http://prom:9090)")
+    assert world(session).set_weight_calls == []  # the first step was never taken
+    # Resumed while still dark: a fresh allowance of polls, then paused again.
+    assert (await engine.resume(reason="looking")).ok
+    assert engine.phase is Phase.PENDING
+    await engine.clock.sleep(5)
+    await engine.tick()
+    assert engine.phase is Phase.PENDING
+    metrics.sample = real_sample
+    await run_until(session, lambda e: e.snapshot().weight == 1)

@@ -61,6 +61,8 @@ class ActionResult:
     message: str
     # The provider answered, but with a weight other than the one set (half applied).
     weight_mismatch: bool = False
+    # Turned down before any provider was called (nothing changed anywhere).
+    refused: bool = False
 
 
 class _CallFailed(Exception):
@@ -126,6 +128,8 @@ class ReleaseEngine:
         self._rollback_attempts = 0
         self._advance_failures = 0
         self._journalled_problems: set[str] = set()
+        # Polls in a row on which a provider gave nothing usable.
+        self._dark_polls = {"metrics": 0, "traffic": 0}
         self._rollback_next_at: float | None = None
         self._rollback_started_at: float | None = None
         # Release flags a rollback must still kill (plan.kill_flags_on_rollback).
@@ -332,7 +336,7 @@ class ReleaseEngine:
         self._last_error = message
         self._event("refused", message)
         self._publish()
-        return ActionResult(False, message)
+        return ActionResult(False, message, refused=True)
 
     def _ready_to_advance(self) -> bool:
         if self._blind_reason() is not None:
@@ -514,6 +518,7 @@ class ReleaseEngine:
                 pairs = await self._call("metrics", "query", self.metrics.sample(self.plan.metrics))
             except _CallFailed as exc:
                 self._problem("metrics", str(exc))
+                self._dark_polls["metrics"] += 1
                 return
             # One bad metric shows on its gate; the panel is marked only when nothing at
             # all came back, which is what a dead or misconfigured source looks like.
@@ -521,8 +526,10 @@ class ReleaseEngine:
             if pairs and len(dead) == len(pairs):
                 first = dead[0].canary.problem or dead[0].baseline.problem
                 self._problem("metrics", f"metrics: {first}")
+                self._dark_polls["metrics"] += 1
             else:
                 self._problem("metrics", None)
+                self._dark_polls["metrics"] = 0
             self._pairs.update(pairs)
             for name, (canary, baseline) in self._series.items():
                 pair = pairs.get(name)
@@ -534,8 +541,10 @@ class ReleaseEngine:
                 state = await self._call("traffic", "read", self.traffic.read())
             except _CallFailed as exc:
                 self._problem("traffic", str(exc))
+                self._dark_polls["traffic"] += 1
                 return
             self._problem("traffic", None)
+            self._dark_polls["traffic"] = 0
             self._traffic_state = state
             self._observe_weight(state.canary_weight)
 
@@ -666,6 +675,8 @@ class ReleaseEngine:
             if self._phase is Phase.PROGRESSING:
                 self._set_paused(f"{reason} — roll back or resume")
                 return
+        if self._pause_if_dark():
+            return
         if self._phase is Phase.PROGRESSING:
             blind = next(
                 (
@@ -683,6 +694,28 @@ class ReleaseEngine:
                 return
         if self.plan.auto_advance and self._ready_to_advance():
             await self._advance_locked("bake complete, gates passing", automatic=True)
+
+    def _pause_if_dark(self) -> bool:
+        """Pause a release whose providers have been dark for `inconclusive_limit` polls.
+
+        Nothing steps while they are dark anyway; pausing tells a human the release is
+        not moving, and leaves it to them to decide when it may go on. A blind gate
+        says the same for metrics once a step is under way (see `_decide`), so metrics
+        are checked here only before the first step, where gates are not judged.
+        """
+        if self._phase not in (Phase.PENDING, Phase.PROGRESSING):
+            return False
+        limit = min((g.spec.inconclusive_limit for g in self._gates), default=6)
+        sources = {"traffic": "no traffic read for {n} polls, the canary weight is unknown"}
+        if self._phase is Phase.PENDING:
+            sources["metrics"] = "no metrics for {n} polls, the gates cannot be judged"
+        for source, text in sources.items():
+            note = self._problems.get(source)
+            n = self._dark_polls[source]
+            if note is not None and n >= limit:
+                self._set_paused(f"{text.format(n=n)} ({note.message})")
+                return True
+        return False
 
     def _journal_event(self, record: dict[str, Any]) -> None:
         """Show a record the driver wrote as an event on this (watching) console."""
@@ -750,17 +783,24 @@ class ReleaseEngine:
             ))
             state = await self._call("traffic", "read back", self.traffic.read())
         except _CallFailed as exc:
-            # The change may or may not have landed: adopt whatever the next read shows.
-            self._expected_weight = None
+            # The change may or may not have landed. One more read tells a change that
+            # landed in part (one of two servers) from one that did not land at all.
+            seen = await self._read_quietly()
+            mismatch = seen is not None and seen not in (before["weight"], weight)
+            self._expected_weight = seen if seen != weight else None
             message = f"{intent} to {weight}% not verified: {exc}"
-            self._journal_outcome(intent, reason, before, f"failed: {exc}", actor)
+            if mismatch:
+                message += f"; provider reports {seen}%"
+            self._journal_outcome(intent, reason, before, f"failed: {message}", actor)
             self._last_error = message
             self._event("error", message)
-            return ActionResult(False, message)
+            return ActionResult(False, message, weight_mismatch=mismatch)
         self._traffic_state = state
         self._weight = state.canary_weight
         if state.canary_weight != weight:
-            self._expected_weight = None
+            # What the provider shows is known, just not what was asked: adopting it keeps
+            # a later read from passing it off as a verified step.
+            self._expected_weight = state.canary_weight
             message = (
                 f"{intent} to {weight}% not verified: provider reports {state.canary_weight}%"
             )
@@ -770,6 +810,34 @@ class ReleaseEngine:
             return ActionResult(False, message, weight_mismatch=True)
         self._expected_weight = weight
         return ActionResult(True, f"{intent}: canary at {weight}% (verified)")
+
+    async def _read_quietly(self) -> int | None:
+        """The live weight, or None when the provider cannot say."""
+        try:
+            state = await self._call("traffic", "read back", self.traffic.read())
+        except _CallFailed:
+            return None
+        self._traffic_state = state
+        self._weight = state.canary_weight
+        return state.canary_weight
+
+    def _after_failed_change(self, result: ActionResult) -> None:
+        """Pause after a step change that was not verified, when it will not mend itself.
+
+        A read-back that disagrees (one of two servers changed, a provider that ignores
+        the call) does not mend itself, and neither does a call that keeps failing: a
+        human looks before anything else moves. A single lost answer is settled by the
+        next read instead.
+        """
+        if result.weight_mismatch:
+            self._advance_failures = 0
+        else:
+            self._advance_failures += 1
+            if self._advance_failures < ADVANCE_FAILURE_LIMIT:
+                return
+            self._advance_failures = 0
+        if self._phase in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
+            self._set_paused(f"{result.message} — check the traffic provider, then resume")
 
     def _journal_outcome(
         self, intent: str, reason: str, before: dict[str, Any], outcome: str, actor: Actor | None
@@ -826,16 +894,8 @@ class ReleaseEngine:
             weight, intent="advance", reason=reason or "manual advance", actor=who, data=data
         )
         if not result.ok:
-            if self._expected_weight is None:
-                self._advance_failures += 1
-                # A read-back that disagrees (one of two servers changed, a provider that
-                # ignores the call) does not mend itself, and neither does a call that
-                # keeps failing: a human looks before anything else moves. A single lost
-                # answer is settled by the next read instead.
-                if result.weight_mismatch or self._advance_failures >= ADVANCE_FAILURE_LIMIT:
-                    self._set_paused(
-                        f"{result.message} — check the traffic provider, then resume"
-                    )
+            if not result.refused:
+                self._after_failed_change(result)
             return result
         self._advance_failures = 0
         before = self._state()
@@ -971,6 +1031,7 @@ class ReleaseEngine:
             self._pause_reason = ""
             # Give missing data a fresh allowance; failures keep counting.
             self._gates = [dataclasses.replace(g, consecutive_inconclusive=0) for g in self._gates]
+            self._dark_polls = dict.fromkeys(self._dark_polls, 0)
             self._journal_outcome("resume", reason, before, "verified", actor)
             self._event("resume", f"resumed{': ' + reason if reason else ''}",
                         actor=str(actor or self.actor))
@@ -995,6 +1056,8 @@ class ReleaseEngine:
             reason = reason or "promoted by operator"
             result = await self._apply_weight(100, intent="promote", reason=reason, actor=actor,
                                               data=self._gate_data())
+            if not result.ok and not result.refused:
+                self._after_failed_change(result)
             if result.ok:
                 before = self._state()
                 self._enter_step(len(self.plan.steps) - 1)
