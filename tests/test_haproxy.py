@@ -434,6 +434,26 @@ async def test_garbage_on_the_socket_is_a_clear_error(api: FakeRuntimeAPI) -> No
         await traffic(api).read()
 
 
+async def test_an_answer_cut_mid_line_is_an_error_not_a_reading(tmp_path: Path) -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"20 (initial 0)\n\n80 (in")  # the connection closes mid-answer
+        await writer.drain()
+        writer.close()
+
+    path = tmp_path / "cut.sock"
+    server = await asyncio.start_unix_server(cut, path=str(path))
+    try:
+        t = HAProxyTraffic(parse_settings({**BASE, "socket": str(path)}, strategy="canary",
+                                          call_timeout=5.0))
+        with pytest.raises(ProviderError,
+                           match=r"answer to `get weight app/canary` was cut short"):
+            await t.weights()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_silent_socket_times_out(api: FakeRuntimeAPI) -> None:
     api.mode = "silent"
     t = traffic(api, timeout="200ms")

@@ -423,6 +423,16 @@ async def test_a_slow_server_times_out_within_the_configured_bound(fake: FakePro
         pairs["error_rate"].canary.error or "")
 
 
+async def test_the_query_timeout_is_sent_as_a_duration_prometheus_parses(
+    fake: FakePrometheus,
+) -> None:
+    # Prometheus refuses "0.8s" (bad_data); a timeout that is not whole seconds goes as ms.
+    prom = provider(fake.url, call_timeout=2.0)  # timeout 0.8 s
+    pairs = await prom.sample([ERROR_RATE])
+    assert pairs["error_rate"].canary.usable
+    assert {r["query"]["timeout"] for r in fake.requests} == {"800ms"}
+
+
 async def test_a_missing_baseline_version_is_inconclusive_without_a_request(
     fake: FakePrometheus,
 ) -> None:

@@ -7,8 +7,10 @@
   small (`max_retry_wait`, default 5 s) and at most `max_retries` times: an on-call
   engineer must hear "rate limited" quickly rather than stare at a frozen console.
 - A failed call becomes one `ProviderError` line an operator can act on, naming the
-  status and the vendor's own message. The token never appears in it: httpx exceptions
-  quote URLs, which carry no secret here, and headers are never echoed.
+  status and the vendor's own message. The token never appears in it: a URL may not
+  carry user:password@, headers are never echoed, every message is scrubbed of the token
+  (a vendor or proxy may echo it back), and no httpx exception (whose text can quote a
+  header verbatim) rides along as __context__.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -79,7 +82,25 @@ def parse_settings(
     url = settings.get("url", default_url)
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ProviderError(f"{provider}: url must be an http:// or https:// address")
-    token = secret_text(settings.get("token"))
+    try:
+        parts = urlsplit(url)
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ProviderError(f"{provider}: url is not a valid address") from None
+    if has_credentials:
+        # Never quote the url here: the credentials are the part that must not show.
+        raise ProviderError(
+            f"{provider}: url must not carry user:password@; put the API token in "
+            "token: (env:VAR or keyring:SERVICE/NAME)"
+        )
+    # A secret read from a file often ends in a newline; nothing around a token is part
+    # of it. What is left must fit in an HTTP header, or httpx's complaint would quote it.
+    token = (secret_text(settings.get("token")) or "").strip()
+    if token and not all(33 <= ord(c) <= 126 for c in token):
+        raise ProviderError(
+            f"{provider}: the token holds characters an HTTP header cannot carry (spaces, "
+            "control or non-ASCII characters); check the secret's value"
+        )
     if token_required and not token:
         raise ProviderError(
             f"{provider}: token is required (write token: env:VAR or keyring:SERVICE/NAME)"
@@ -125,8 +146,12 @@ def retry_after(response: httpx.Response, now: Callable[[], float] = time.time) 
     return max(0.0, when.timestamp() - now())
 
 
-def vendor_message(response: httpx.Response) -> str:
-    """The human part of a vendor's error body, whatever its shape, clipped to one line."""
+def vendor_message(response: httpx.Response, hide: str = "") -> str:
+    """The human part of a vendor's error body, whatever its shape, clipped to one line.
+
+    `hide` (the API token) is replaced by *** before clipping, so that no part of it
+    survives a cut through the middle.
+    """
     text = ""
     try:
         body = response.json()
@@ -154,6 +179,8 @@ def vendor_message(response: httpx.Response) -> str:
     if not text:
         text = _body_text(response)
         text = text if len(text) < 200 else ""
+    if hide:
+        text = text.replace(hide, "***")
     text = " ".join(text.split())
     return text[:200]
 
@@ -191,11 +218,20 @@ class HttpApi:
         self.settings = settings
         self._describe = describe
         self._sleep = sleep
+        verify: bool | ssl.SSLContext = settings.verify is not False
+        if isinstance(settings.verify, str):
+            # httpx deprecates verify=<path>; the context is what it builds from it anyway.
+            try:
+                verify = ssl.create_default_context(cafile=settings.verify)
+            except (ssl.SSLError, OSError, ValueError):
+                raise ProviderError(
+                    f"{provider}: ca_file {settings.verify} holds no PEM certificate"
+                ) from None
         self.client = httpx.AsyncClient(
             base_url=settings.url,
             headers=headers,
             timeout=settings.timeout,
-            verify=settings.verify,
+            verify=verify,
             transport=transport,
             follow_redirects=False,
         )
@@ -207,23 +243,24 @@ class HttpApi:
         what = _clip(what, 120)
         attempt = 0
         while True:
+            failure: str | None = None
             try:
                 response = await self.client.request(method, path, **kwargs)
             except httpx.TimeoutException:
-                raise ProviderError(
-                    f"{self.provider}: {what}: no answer within {self.settings.timeout:g}s"
-                ) from None
+                failure = f"{what}: no answer within {self.settings.timeout:g}s"
             except httpx.ConnectError as exc:
                 reason = _connect_reason(exc)
-                raise ProviderError(
-                    f"{self.provider}: {what}: cannot connect to {self.settings.url} ({reason})"
-                ) from None
+                failure = f"{what}: cannot connect to {self.settings.url} ({reason})"
+            except httpx.RemoteProtocolError as exc:
+                failure = f"{what}: {_cut_off(exc)}"
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 # InvalidURL is not an HTTPError; a link from the vendor's answer (paging)
-                # can raise it.
-                raise ProviderError(
-                    f"{self.provider}: {what}: {type(exc).__name__}: {_clip(str(exc))}"
-                ) from None
+                # can raise it. Its text may quote a request header: scrubbed below.
+                failure = f"{what}: {type(exc).__name__}: {_clip(self.scrub(str(exc)))}"
+            if failure is not None:
+                # Raised outside the `except`: the httpx exception must not ride along
+                # as __context__ (h11 quotes a bad header value, token and all).
+                raise ProviderError(self.scrub(f"{self.provider}: {failure}"))
             if response.status_code in ok:
                 return response
             if response.status_code == 429:
@@ -240,11 +277,17 @@ class HttpApi:
                 raise ProviderError(
                     f"{self.provider}: {what}: rate limited (HTTP 429){after}"
                 )
-            raise ProviderError(self._error(response, what))
+            # A vendor (or a proxy in front of it) may echo the token in its error body.
+            raise ProviderError(self.scrub(self._error(response, what)))
+
+    def scrub(self, text: str) -> str:
+        """`text` with the API token replaced by ***, wherever it appears."""
+        token = self.settings.token
+        return text.replace(token, "***") if token else text
 
     def _error(self, response: httpx.Response, what: str) -> str:
         status = response.status_code
-        message = vendor_message(response)
+        message = vendor_message(response, self.settings.token)
         if self._describe is not None:
             special = self._describe(status, message, what)
             if special:
@@ -281,8 +324,35 @@ class HttpApi:
         await self.client.aclose()
 
 
+def _cut_off(exc: Exception) -> str:
+    """A connection that closed mid-answer, in an operator's words."""
+    import re
+
+    text = str(exc)
+    got = re.search(r"received (\d+) bytes, expected (\d+)", text)
+    if got:
+        return (f"the answer was cut off (the connection closed after {got[1]} of "
+                f"{got[2]} bytes)")
+    if "without sending a response" in text or "disconnected" in text.lower():
+        return "the server closed the connection without answering"
+    if "complete message body" in text:
+        return "the answer was cut off (the connection closed before its end)"
+    return f"the server broke the HTTP protocol ({_clip(text, 120)})"
+
+
 def _connect_reason(exc: Exception) -> str:
     text = str(exc).lower()
+    # The async client says only "All connection attempts failed"; the reason is the
+    # OSError it was raised from.
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, TimeoutError) or "timed out" in str(cause).lower():
+            return "connection timed out"
+        cause = cause.__cause__ or cause.__context__
     if "refused" in text:
         return "connection refused"
     if "certificate" in text or "ssl" in text:

@@ -199,6 +199,10 @@ def split_fractional(args: list[Any]) -> tuple[list[Any], list[tuple[Any, int]]]
     return prefix, entries
 
 
+class NotRegularFile(OSError):
+    """The flag file's path names a FIFO, socket or device."""
+
+
 class FlagdFlags:
     name = "flagd"
 
@@ -220,9 +224,29 @@ class FlagdFlags:
 
     # ------------------------------------------------------------------ reading
 
+    def _read_bytes(self) -> bytes:
+        """The file's bytes; never blocks on something that is not a regular file.
+
+        Opening a FIFO nobody writes blocks for ever, and the engine's timeout cannot
+        cancel a thread: each poll would strand one more worker, and the process could
+        not exit. O_NONBLOCK makes the open return at once; anything but a regular file
+        is refused.
+        """
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotRegularFile(0, "not a regular file")
+            os.set_blocking(fd, True)
+            return handle.read()
+
     def _read(self) -> tuple[bytes, dict[str, Any]]:
         try:
-            raw = self.path.read_bytes()
+            raw = self._read_bytes()
+        except NotRegularFile:
+            raise ProviderError(
+                f"flagd: {self.path}: not a regular file (a pipe or device would block "
+                "reads); point path at the flag definition JSON file"
+            ) from None
         except FileNotFoundError:
             raise ProviderError(f"flagd: {self.path}: file not found") from None
         except OSError as exc:
@@ -340,8 +364,13 @@ class FlagdFlags:
 
     def _replace(self, data: bytes, expected: str) -> None:
         folder = self.path.parent
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                        dir=folder)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                            dir=folder)
+        except OSError as exc:  # read-only mount, immutable or vanished folder, no space
+            raise ProviderError(
+                f"flagd: cannot write {self.path} ({exc.strerror}); nothing was written"
+            ) from None
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -351,7 +380,7 @@ class FlagdFlags:
             with contextlib.suppress(OSError):
                 os.chmod(tmp, stat.S_IMODE(self.path.stat().st_mode))
             # Last look before the rename: an edit that landed while we worked wins.
-            if _digest(self.path.read_bytes()) != expected:
+            if _digest(self._read_bytes()) != expected:
                 raise ProviderError(
                     f"flagd: {self.path} changed on disk while relconsole was writing; "
                     "nothing was written — check the new state and try again"

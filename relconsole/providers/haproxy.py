@@ -39,7 +39,10 @@ MAX_REPLY = 8 * 1024 * 1024
 # HAProxy's own rule for proxy and server names; it also keeps `;` (the command
 # separator) and newlines out of every command we send.
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
-_WEIGHT_REPLY = re.compile(r"(\d+) \(initial (\d+)\)\Z")
+# ASCII digits only: `\d` alone also matched "٣٠" (Arabic-Indic), which int() reads as 30 —
+# a weight HAProxy never wrote. At most 3 digits: HAProxy's weights are 0..256, and
+# int() of a 5000-digit "weight" raised ValueError.
+_WEIGHT_REPLY = re.compile(r"(\d{1,3}) \(initial (\d{1,3})\)\Z", re.ASCII)
 
 
 def _err(message: str) -> ProviderError:
@@ -200,8 +203,12 @@ def explain_reply(command: str, reply: str, backend: str) -> ProviderError:
     if first.startswith("No such backend"):
         return _err(f"HAProxy has no backend named '{backend}'")
     if first.startswith("No such server"):
-        server = command.split()[-2] if command.startswith("set weight") else command.split()[2]
-        return _err(f"backend {backend} has no server '{server.partition('/')[2]}'")
+        # The server is the command's `backend/server` word. A command without one
+        # (`show stat` answered "No such server" by something that is not HAProxy) has
+        # no server to name: indexing its words blindly raised IndexError.
+        server = next((w for w in command.split() if "/" in w), "")
+        if server:
+            return _err(f"backend {backend} has no server '{server.partition('/')[2]}'")
     if first.startswith("Unknown command"):
         verb = " ".join(command.split()[:2])
         return _err(f"this HAProxy does not know `{verb}` (too old, or not a runtime API?)")
@@ -240,6 +247,8 @@ def parse_weights(reply: str, servers: Sequence[str], backend: str) -> dict[str,
         if match is None:
             raise explain_reply(f"get weight {backend}/{server}", line, backend)
         out[server] = int(match.group(1))
+        if out[server] > MAX_WEIGHT:  # not a weight HAProxy can have: not read as one
+            raise _err(f"unexpected answer to get weight: {_clip(line)}")
     return out
 
 
@@ -267,8 +276,12 @@ def parse_stat(reply: str, backend: str) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for row in rows:
         record = dict(zip(header, row, strict=False))
-        if record.get("pxname") == backend and record.get("svname") not in ("FRONTEND", "BACKEND"):
-            out[record["svname"]] = record
+        # A row cut short before its svname column has no server: `record["svname"]`
+        # raised KeyError on it. It is skipped; its server then reads "not in show stat".
+        server = record.get("svname")
+        if record.get("pxname") == backend and server is not None and server not in (
+                "FRONTEND", "BACKEND"):
+            out[server] = record
     return out
 
 
@@ -361,7 +374,13 @@ class RuntimeAPI:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
-        return b"".join(chunks).decode("utf-8", "replace")
+        reply = b"".join(chunks).decode("utf-8", "replace")
+        if reply and not reply.endswith("\n"):
+            # Every answer ends with a line break (and a blank line); one that stops in
+            # the middle of a line lost its tail to a dropped connection.
+            raise _err(f"answer to `{_clip(command.split(';')[0], 60)}` was cut short "
+                       f"(connection closed mid-answer): …{_clip(reply[-40:], 40)}")
+        return reply
 
 
 # ----------------------------------------------------------------------------- the provider

@@ -13,6 +13,7 @@ one was expected, an error answer or an unreachable server each become a `Readin
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import re
@@ -37,6 +38,11 @@ NAME = "prometheus"
 PLACEHOLDER = re.compile(r"\{\{\s*version\s*\}\}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")
 _MESSAGE_LIMIT = 160
+# A sample as Prometheus writes it (Go's strconv.FormatFloat, or NaN/±Inf). float() also
+# reads "٥٠", "1_000" and " 7 ", which no Prometheus sends: taken as 50, 1000 and 7 they
+# would be numbers made up from text, so such text is "not a number".
+_SAMPLE = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|nan)\Z", re.ASCII | re.IGNORECASE)
 # Queries of one poll run side by side: against a distant Prometheus a poll costs one
 # round trip, not one per query. The connection pool matches, so every thread keeps its
 # connection alive between polls instead of opening a new one.
@@ -120,6 +126,10 @@ def parse_settings(raw: dict[str, Any], call_timeout: float) -> PrometheusSettin
     if username and password is not None:
         auth = (username, password.reveal())
         secrets.append(password.reveal())
+        # What goes on the wire is base64(user:password): a server that echoes headers
+        # back in its error would show that, not the password.
+        secrets.append(base64.b64encode(
+            f"{username}:{password.reveal()}".encode("latin-1", "replace")).decode("ascii"))
 
     insecure = s.flag("insecure", False)
     ca_file = s.text("ca_file")
@@ -188,10 +198,16 @@ def parse_number(raw: Any) -> tuple[float | None, str | None]:
     """A sample value as Prometheus writes it ("0.5", "NaN", "+Inf") -> value or reason."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         return None, "unexpected answer from Prometheus (value is not a number)"
+    if isinstance(raw, str) and not _SAMPLE.match(raw):
+        return None, f"not a number: {raw[:30]!r}"
     try:
         value = float(raw)
     except ValueError:
         return None, f"not a number: {str(raw)[:30]!r}"
+    except OverflowError:
+        # A JSON integer beyond float's range (e.g. 400 digits): float(int) raises
+        # instead of giving inf, which crashed the poll.
+        return None, "number too large"
     if math.isnan(value):
         return None, "NaN (no requests in the window, or 0/0)"
     if math.isinf(value):
@@ -241,8 +257,15 @@ def parse_range(
         return [(None, "unexpected answer from Prometheus")] * len(times)
     by_time: dict[int, Any] = {}
     for point in values:
-        if isinstance(point, list) and len(point) == 2 and isinstance(point[0], (int, float)):
-            by_time[round(point[0] * 1000)] = point[1]
+        # A finite time only: round() of an Inf or NaN time (Python's JSON reads them, and
+        # 1e308 * 1000 is Inf) raised OverflowError/ValueError and crashed the history.
+        if not (isinstance(point, list) and len(point) == 2
+                and isinstance(point[0], (int, float))):
+            continue
+        at = point[0] * 1000
+        if isinstance(at, float) and not math.isfinite(at):
+            continue
+        by_time[round(at)] = point[1]
     out: list[tuple[float | None, str | None]] = []
     for t in times:
         raw = by_time.get(round(t * 1000))
@@ -258,7 +281,7 @@ def explain_status(status: int, body: bytes, url: str) -> str:
         if isinstance(doc, dict) and isinstance(doc.get("error"), str):
             kind = doc.get("errorType")
             detail = f"{kind}: {doc['error']}" if isinstance(kind, str) else doc["error"]
-    except ValueError:
+    except (ValueError, RecursionError):  # JSON nested thousands deep: no detail either
         pass
     detail = " ".join(detail.split())
     if status == 400:
@@ -389,14 +412,27 @@ class PrometheusMetrics:
             # requests' JSONDecodeError is also a RequestException: it must come first.
             return None, (f"{NAME}: the answer is not JSON (is url the Prometheus API, not a "
                           "login page or proxy?)")
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError):
+            # The body stopped before its length (or its gzip stream) said it would end:
+            # a proxy or the network dropped the connection mid-answer.
+            return None, (f"{NAME}: the answer was cut short (connection closed mid-answer "
+                          f"by {self.settings.display_url} or a proxy on the way)")
         except requests.exceptions.RequestException as exc:
             return None, f"{NAME}: request failed ({type(exc).__name__})"
+        except RecursionError:
+            # json.loads of an answer nested thousands deep ("[[[[…") raises this, not
+            # a ValueError; uncaught it ended the poll instead of one inconclusive reading.
+            return None, f"{NAME}: unexpected answer (JSON nested too deeply)"
         except (KeyError, TypeError, IndexError):
             return None, f"{NAME}: unexpected answer (no data.result)"
 
     def _instant_blocking(self, query: str) -> tuple[Any, str | None]:
+        # In whole milliseconds: Prometheus parses "800ms" but refuses "0.8s" (bad_data),
+        # which would fail every query of a config whose timeout is not whole seconds.
+        timeout = f"{max(1, round(self.settings.timeout * 1000))}ms"
         return self._blocking(lambda: self._client.custom_query(
-            query, params={"timeout": f"{self.settings.timeout:g}s"}))
+            query, params={"timeout": timeout}))
 
     def _range_blocking(self, query: str, start: float, end: float,
                         step: float) -> tuple[Any, str | None]:
