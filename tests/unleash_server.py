@@ -43,6 +43,10 @@ class UnleashServer:
     token: str
     startup_seconds: float
     log: Path
+    # The running processes, for fault tests that stop them (tests/integration/
+    # test_faults_unleash.py); None where the server was not started here.
+    unleash_proc: subprocess.Popen | None = None
+    postgres_proc: subprocess.Popen | None = None
 
     def admin(self) -> httpx.Client:
         """A plain client for seeding data the way an Unleash user would."""
@@ -184,7 +188,8 @@ def unleash_server() -> Iterator[UnleashServer]:
                 return False
 
         _wait(unleash_up, "Unleash", 120, un_proc, un_log)
-        yield UnleashServer(url, ADMIN_TOKEN, time.monotonic() - started, un_log)
+        yield UnleashServer(url, ADMIN_TOKEN, time.monotonic() - started, un_log,
+                            unleash_proc=un_proc, postgres_proc=pg_proc)
     finally:
         _stop(un_proc)
         _stop(pg_proc, signal.SIGINT)  # PostgreSQL's "fast" shutdown

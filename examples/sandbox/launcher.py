@@ -133,6 +133,8 @@ def haproxy_config(ports: Ports, run_dir: Path) -> str:
     return f"""# written by examples/sandbox/launcher.py
 global
     stats socket {run_dir / "haproxy.sock"} mode 600 level admin
+    # A read-mostly socket, as monitoring gets it: `set weight` answers Permission denied.
+    stats socket {run_dir / "haproxy-op.sock"} mode 600 level operator
     stats socket ipv4@127.0.0.1:{ports.admin} level admin
     stats timeout 30s
 
@@ -276,6 +278,11 @@ class Sandbox:
         return self.run_dir / "haproxy.sock"
 
     @property
+    def operator_socket_path(self) -> Path:
+        """The runtime API at `level operator`: reads work, changes are refused."""
+        return self.run_dir / "haproxy-op.sock"
+
+    @property
     def state_file(self) -> Path:
         return self.run_dir / "sandbox.json"
 
@@ -395,12 +402,13 @@ class Sandbox:
         """
         self.programs = ensure_programs(install=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if len(str(self.socket_path)) > 100:
+        if len(str(self.operator_socket_path)) > 100:
             raise SandboxError(f"run folder path too long for a Unix socket: {self.run_dir}")
         (self.run_dir / "prometheus.yml").write_text(prometheus_config(self.ports))
         (self.run_dir / "haproxy.cfg").write_text(haproxy_config(self.ports, self.run_dir))
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        for path in (self.socket_path, self.operator_socket_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         try:
             if owner_pid is not None:
                 self._start_reaper(owner_pid)
@@ -447,10 +455,9 @@ class Sandbox:
             self.stop(name)
         if self.pids.get("reaper") not in (None, os.getpid()):
             self.stop("reaper", timeout=2.0)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            self.state_file.unlink()
+        for path in (self.socket_path, self.operator_socket_path, self.state_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     # -- talking to it
 

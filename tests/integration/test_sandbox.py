@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,12 @@ from relconsole.providers.haproxy import HAProxyTraffic
 from relconsole.providers.haproxy import parse_settings as haproxy_settings
 from relconsole.providers.prometheus import PrometheusMetrics
 from relconsole.providers.prometheus import parse_settings as prometheus_settings
-from tests.sandbox_stack import Headless, Sandbox, launcher, start_sandbox, wait_clean
+from tests.sandbox_stack import Headless, Sandbox, launcher
 
 pytestmark = pytest.mark.integration
 RELEASE_ID = "sandbox-api-1.1.0-sandbox"
 QUICK = ((20, "3s"), (50, "3s"), (100, ""))
 FAULT_AT_STEP_2 = ((20, "3s"), (50, "20s"), (100, ""))
-
-
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    yield from start_sandbox(tmp_path_factory.mktemp("sandbox"))
-
-
-@pytest.fixture
-def box(sandbox: Sandbox) -> Sandbox:
-    wait_clean(sandbox)
-    return sandbox
 
 
 def write_config(box: Sandbox, tmp_path: Path, steps: tuple[tuple[int, str], ...] = QUICK,

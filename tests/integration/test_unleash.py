@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,21 +21,13 @@ from relconsole.model import FlagKind
 from relconsole.providers.base import BuildContext, ProviderError
 from relconsole.providers.unleash import UnleashFlags
 from tests.helpers import demo_config, demo_session
-from tests.unleash_server import UnleashServer, unleash_server
+from tests.unleash_server import UnleashServer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def unleash() -> Iterator[UnleashServer]:
-    with unleash_server() as server:
-        print(f"\nUnleash up in {server.startup_seconds:.1f}s at {server.url}")
-        with server.admin() as admin:
-            # Owners are tags of type "owner" (Unleash has no owner field of its own).
-            admin.post("/api/admin/tag-types",
-                       json={"name": "owner", "description": "team that owns the flag"})
-        yield server
+# The `unleash` fixture (one server for the session) is in tests/integration/conftest.py.
 
 
 def make_flag(server: UnleashServer, name: str, *, kind: str = "release",
