@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("advance", "advance one step"),
         ("pause", "pause the release where it stands"),
         ("resume", "resume a paused release"),
-        ("promote", "promote the canary to 100%"),
-        ("rollback", "roll the canary back to 0%"),
+        ("promote", "promote the canary to 100%%"),
+        ("rollback", "roll the canary back to 0%%"),
     ):
         p = sub.add_parser(name, help=f"{text}, journalled and verified")
         with_config(p)
@@ -152,9 +152,23 @@ def _clock(speed: float = 1.0):
     return SystemClock(speed)
 
 
+def _follow_terminal_size() -> None:
+    """Let the TUI follow the real terminal size, not a stale COLUMNS/LINES pair.
+
+    Textual reads the size through `shutil.get_terminal_size()`, which prefers these
+    variables over asking the terminal. Shells export them (and tmux panes started from
+    some environments carry them), and then every resize is "resized" to the old size:
+    shrinking a window to 60×20 left an 80×24 layout cut off at the edges.
+    """
+    if sys.stdout.isatty():
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
+
+
 def _run_tui(session: Any, args: argparse.Namespace, theme: str | None) -> int:
     from relconsole.tui.app import ReleaseApp
 
+    _follow_terminal_size()
     app = ReleaseApp(session.engine, theme=theme, watch_reason=session.watch_reason)
     app.run(mouse=not args.no_mouse)
     return 0
@@ -210,6 +224,7 @@ def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namesp
 
     app = ReleaseApp(watcher.engine, theme=args.theme or cfg.theme,
                      watch_reason=watcher.watch_reason, background=[driver.engine.run])
+    _follow_terminal_size()
     try:
         app.run(mouse=not args.no_mouse)
     finally:

@@ -84,6 +84,27 @@ class EventPrinter:
         self.out.flush()
 
 
+class JournalWarnings:
+    """Prints each journal warning once, on stderr (a repaired torn line, a stale head).
+
+    Stdout stays the event stream a pipeline parses; the warnings are for the human who
+    reads the job log, and for `journal --verify` questions later.
+    """
+
+    def __init__(self, engine: ReleaseEngine, err: TextIO | None = None) -> None:
+        self.engine = engine
+        self.err = err or sys.stderr
+        self.shown = 0
+
+    def flush(self) -> None:
+        warnings = list(getattr(self.engine.journal, "warnings", ()))
+        for text in warnings[self.shown:]:
+            self.err.write(f"relconsole: journal warning: {text}\n")
+        if len(warnings) > self.shown:
+            self.err.flush()
+        self.shown = len(warnings)
+
+
 def exit_code_for(phase: Phase) -> int | None:
     """The exit code a headless run ends with in this phase, or None to keep going."""
     if phase is Phase.PROMOTED:
@@ -107,6 +128,8 @@ async def run_headless(
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
+    warnings = JournalWarnings(engine)
+    warnings.flush()  # a repair done while opening the journal
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -114,6 +137,7 @@ async def run_headless(
                 installed.append(sig)
     try:
         await engine.attach()
+        warnings.flush()
         rollback_started: float | None = None
         driving = engine.mode is Mode.DRIVE
         while True:
@@ -148,7 +172,9 @@ async def run_headless(
             if interrupted.is_set():
                 return await _interrupt(engine, out)
             await engine.tick()
+            warnings.flush()
     finally:
+        warnings.flush()
         for sig in installed:
             loop.remove_signal_handler(sig)
 

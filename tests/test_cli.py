@@ -166,3 +166,21 @@ def test_a_second_driver_is_refused_while_the_first_holds_the_lease(tmp_path):
         holder.wait()
     # The lease dies with its holder.
     assert relconsole("advance", "-c", str(EXAMPLE), env=env).returncode == 0
+
+
+def test_help_of_every_command_prints_and_exits_0():
+    from relconsole.cli import build_parser
+
+    parser = build_parser()
+    commands = [[]]
+    for action in parser._subparsers._group_actions:  # argparse keeps subcommands here
+        for name, sub in action.choices.items():
+            commands.append([name])
+            inner_actions = sub._subparsers._group_actions if sub._subparsers else ()
+            for inner in inner_actions:
+                commands += [[name, child] for child in inner.choices]
+    for argv in commands:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([*argv, "--help"])
+        assert done.value.code == 0, argv
+    assert ["promote"] in commands and ["flag", "kill"] in commands

@@ -79,3 +79,58 @@ def test_terminal_hang_up_exits_within_5s_and_leaves_the_release_as_it_was(
     journal = next((demo_state / "journal").glob("*.jsonl")).read_text()
     assert journal.endswith("\n")
     assert all(json.loads(line) for line in journal.splitlines())
+
+
+def test_resizing_the_real_terminal_down_to_60x20_and_back_keeps_the_console_alive(tmp_path):
+    import subprocess
+
+    # A shell that exported COLUMNS/LINES (bash profiles do; panes started under pytest
+    # carry 80/24): Textual's size probe prefers them over the terminal, so without
+    # relconsole dropping them every resize re-drew an 80×24 layout.
+    console = TmuxConsole(
+        ["demo", "--scenario", "healthy", "--manual", "--speed", "1"],
+        env={"RELCONSOLE_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color",
+             "TZ": "UTC", "COLUMNS": "80", "LINES": "24"},
+    )
+    try:
+        console.wait_for(lambda s: "checkout-api" in s, timeout=20)
+        (pid,) = pane_children(console)
+        console.keys("a")
+        console.wait_for(lambda s: "canary at 1% (verified)" in s, timeout=15)
+
+        def resize(width: int, height: int) -> None:
+            subprocess.run([console.tmux, "-L", console.socket, "resize-window", "-t",
+                            console.name, "-x", str(width), "-y", str(height)], check=True)
+
+        timings = {}
+        for width, height in [(80, 24), (60, 20), (40, 12), (120, 40)]:
+            started = time.monotonic()
+            resize(width, height)
+
+            def redrawn(screen: str, height: int = height) -> bool:
+                # tmux only crops (keeping the bottom rows) or pads the old frame; a frame
+                # drawn for the new size has the header on top and the key bar at the bottom.
+                lines = screen.rstrip("\n").split("\n")
+                return (len(lines) == height and lines[0].startswith(" checko")
+                        and lines[-1].startswith(" a advance"))
+
+            screen = console.wait_for(redrawn, timeout=10)
+            timings[(width, height)] = time.monotonic() - started
+            assert alive(pid), f"the console died at {width}x{height}"
+            assert "EXITED=" not in screen and "Traceback" not in screen
+            header = "\n".join(screen.split("\n")[:2])
+            assert "PROGRESSING" in header, screen
+            if width >= 60:
+                assert "canary 1%" in header, screen
+                assert max(len(line.rstrip()) for line in screen.split("\n")) <= width
+        # Still responsive after all that: pause (Enter accepts the optional reason).
+        console.keys("p")
+        console.wait_for(lambda s: "Pause the release?" in s, timeout=10)
+        console.keys("Enter")
+        console.wait_for(lambda s: "PAUSED" in s, timeout=15)
+        console.keys("q")
+        console.wait_for(lambda s: "EXITED=0" in s, timeout=15)
+    finally:
+        console.close()
+    print("redraw after resize: " + ", ".join(f"{w}x{h} {t:.2f}s"
+                                              for (w, h), t in timings.items()))

@@ -196,6 +196,9 @@ class ReleaseApp(App[None]):
         self.query_one(JournalPanel).add(self.engine.recent_events(50))
         if self.watching and self.watch_reason:
             self._notify(f"watch-only: {self.watch_reason}", timeout=10)
+        for warning in getattr(self.engine.journal, "warnings", ()):
+            # e.g. a torn last line repaired after a crash: say so, once, loudly enough.
+            self._notify(f"journal: {warning}", severity="warning", timeout=30)
         if self.start_engine:
             self._watch_for_hangup()
             self._run_engine()
@@ -258,9 +261,9 @@ class ReleaseApp(App[None]):
         """Coalesce a burst of engine callbacks into one redraw."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.call_later(self._flush)
+            self.call_later(self._flush_pending)
 
-    def _flush(self) -> None:
+    def _flush_pending(self) -> None:
         self._flush_scheduled = False
         events, self._pending_events = self._pending_events, []
         if events:
