@@ -63,6 +63,9 @@ class ActionResult:
     weight_mismatch: bool = False
     # Turned down before any provider was called (nothing changed anywhere).
     refused: bool = False
+    # The call failed, but a read right after shows the weight asked for: only the answer
+    # was lost, and the next poll verifies the change.
+    landed: bool = False
 
 
 class _CallFailed(Exception):
@@ -382,7 +385,7 @@ class ReleaseEngine:
         self._last_tick = now
         last = self.journal.last()
         try:
-            state = await self._call("traffic", "read", self.traffic.read())
+            state = await self._first_read()
             self._traffic_state = state
             self._weight = state.canary_weight
             self._expected_weight = state.canary_weight
@@ -455,6 +458,16 @@ class ReleaseEngine:
         )
         await self._poll(now)
         self._publish()
+
+    async def _first_read(self) -> TrafficState:
+        """The weight at start, asked up to three times: one lost answer must not leave a
+        release paused (and a headless run ended) before it has begun."""
+        for _ in range(2):
+            try:
+                return await self._call("traffic", "read", self.traffic.read())
+            except _CallFailed:
+                await asyncio.sleep(0.2)
+        return await self._call("traffic", "read", self.traffic.read())
 
     def _pending_rollback(self) -> str | None:
         """The reason of a rollback intent that never reached a verified outcome."""
@@ -794,7 +807,8 @@ class ReleaseEngine:
             self._journal_outcome(intent, reason, before, f"failed: {message}", actor)
             self._last_error = message
             self._event("error", message)
-            return ActionResult(False, message, weight_mismatch=mismatch)
+            return ActionResult(False, message, weight_mismatch=mismatch,
+                                landed=seen == weight)
         self._traffic_state = state
         self._weight = state.canary_weight
         if state.canary_weight != weight:
@@ -829,6 +843,8 @@ class ReleaseEngine:
         human looks before anything else moves. A single lost answer is settled by the
         next read instead.
         """
+        if result.landed:
+            return
         if result.weight_mismatch:
             self._advance_failures = 0
         else:

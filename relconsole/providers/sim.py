@@ -193,7 +193,13 @@ class SimWorld:
 
     def traffic_call(self, what: str) -> None:
         self.traffic_calls += 1
-        if self.scenario == "flaky-provider" and self.traffic_calls % 3 == 0:
+        # Seeded noise, not every third call: a strict period lines up with the engine's
+        # own rhythm (read, set, read back) and then fails the same call every time.
+        if self.scenario == "flaky-provider" and (
+            # (a str seed is hashed with SHA-512: neighbouring call numbers do not give
+            # neighbouring values, as the crc32 seeds of `_noise` would)
+            random.Random(f"{self.seed}:traffic:{self.traffic_calls}").random() < 1 / 3
+        ):
             self.failed_traffic_calls += 1
             raise ProviderError(f"sim traffic: {what} failed: connection reset by peer")
 
