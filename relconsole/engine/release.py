@@ -59,13 +59,6 @@ class WatchOnlyError(RuntimeError):
 class ActionResult:
     ok: bool
     message: str
-    # The provider answered, but with a weight other than the one set (half applied).
-    weight_mismatch: bool = False
-    # Turned down before any provider was called (nothing changed anywhere).
-    refused: bool = False
-    # The call failed, but a read right after shows the weight asked for: only the answer
-    # was lost, and the next poll verifies the change.
-    landed: bool = False
 
 
 class _CallFailed(Exception):
@@ -339,7 +332,7 @@ class ReleaseEngine:
         self._last_error = message
         self._event("refused", message)
         self._publish()
-        return ActionResult(False, message, refused=True)
+        return ActionResult(False, message)
 
     def _ready_to_advance(self) -> bool:
         if self._blind_reason() is not None:
@@ -531,7 +524,6 @@ class ReleaseEngine:
                 pairs = await self._call("metrics", "query", self.metrics.sample(self.plan.metrics))
             except _CallFailed as exc:
                 self._problem("metrics", str(exc))
-                self._dark_polls["metrics"] += 1
                 return
             # One bad metric shows on its gate; the panel is marked only when nothing at
             # all came back, which is what a dead or misconfigured source looks like.
@@ -539,10 +531,8 @@ class ReleaseEngine:
             if pairs and len(dead) == len(pairs):
                 first = dead[0].canary.problem or dead[0].baseline.problem
                 self._problem("metrics", f"metrics: {first}")
-                self._dark_polls["metrics"] += 1
             else:
                 self._problem("metrics", None)
-                self._dark_polls["metrics"] = 0
             self._pairs.update(pairs)
             for name, (canary, baseline) in self._series.items():
                 pair = pairs.get(name)
@@ -554,10 +544,8 @@ class ReleaseEngine:
                 state = await self._call("traffic", "read", self.traffic.read())
             except _CallFailed as exc:
                 self._problem("traffic", str(exc))
-                self._dark_polls["traffic"] += 1
                 return
             self._problem("traffic", None)
-            self._dark_polls["traffic"] = 0
             self._traffic_state = state
             self._observe_weight(state.canary_weight)
 
@@ -573,6 +561,8 @@ class ReleaseEngine:
             self._flags = self._mark_release_flags(listed)
 
         await asyncio.gather(metrics(), traffic(), flags())
+        for source, polls in self._dark_polls.items():
+            self._dark_polls[source] = polls + 1 if source in self._problems else 0
         stale_after = self.plan.effective_stale_after
         updated = []
         for old in self._gates:
@@ -807,8 +797,11 @@ class ReleaseEngine:
             self._journal_outcome(intent, reason, before, f"failed: {message}", actor)
             self._last_error = message
             self._event("error", message)
-            return ActionResult(False, message, weight_mismatch=mismatch,
-                                landed=seen == weight)
+            # A read showing the weight asked for means only the answer was lost: the
+            # next poll verifies the change.
+            if seen != weight:
+                self._after_failed_change(message, mismatch=mismatch)
+            return ActionResult(False, message)
         self._traffic_state = state
         self._weight = state.canary_weight
         if state.canary_weight != weight:
@@ -821,8 +814,10 @@ class ReleaseEngine:
             self._journal_outcome(intent, reason, before, f"failed: {message}", actor)
             self._last_error = message
             self._event("error", message)
-            return ActionResult(False, message, weight_mismatch=True)
+            self._after_failed_change(message, mismatch=True)
+            return ActionResult(False, message)
         self._expected_weight = weight
+        self._advance_failures = 0
         return ActionResult(True, f"{intent}: canary at {weight}% (verified)")
 
     async def _read_quietly(self) -> int | None:
@@ -835,17 +830,14 @@ class ReleaseEngine:
         self._weight = state.canary_weight
         return state.canary_weight
 
-    def _after_failed_change(self, result: ActionResult) -> None:
+    def _after_failed_change(self, message: str, *, mismatch: bool) -> None:
         """Pause after a step change that was not verified, when it will not mend itself.
 
-        A read-back that disagrees (one of two servers changed, a provider that ignores
-        the call) does not mend itself, and neither does a call that keeps failing: a
-        human looks before anything else moves. A single lost answer is settled by the
-        next read instead.
+        A read-back that disagrees (`mismatch`: one of two servers changed, a provider
+        that ignores the call) does not mend itself, and neither does a call that keeps
+        failing: a human looks before anything else moves.
         """
-        if result.landed:
-            return
-        if result.weight_mismatch:
+        if mismatch:
             self._advance_failures = 0
         else:
             self._advance_failures += 1
@@ -853,7 +845,7 @@ class ReleaseEngine:
                 return
             self._advance_failures = 0
         if self._phase in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
-            self._set_paused(f"{result.message} — check the traffic provider, then resume")
+            self._set_paused(f"{message} — check the traffic provider, then resume")
 
     def _journal_outcome(
         self, intent: str, reason: str, before: dict[str, Any], outcome: str, actor: Actor | None
@@ -910,10 +902,7 @@ class ReleaseEngine:
             weight, intent="advance", reason=reason or "manual advance", actor=who, data=data
         )
         if not result.ok:
-            if not result.refused:
-                self._after_failed_change(result)
             return result
-        self._advance_failures = 0
         before = self._state()
         self._enter_step(nxt)
         self._journal_outcome("advance", reason, before, "verified", who)
@@ -1072,8 +1061,6 @@ class ReleaseEngine:
             reason = reason or "promoted by operator"
             result = await self._apply_weight(100, intent="promote", reason=reason, actor=actor,
                                               data=self._gate_data())
-            if not result.ok and not result.refused:
-                self._after_failed_change(result)
             if result.ok:
                 before = self._state()
                 self._enter_step(len(self.plan.steps) - 1)
