@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from relconsole.assembly import Session, demo_config, open_session
 from relconsole.clock import FastClock
@@ -48,3 +53,19 @@ def terminal(engine) -> bool:
 
 
 
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, made by openssl (required under CI=true)."""
+    if shutil.which("openssl") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("openssl is required under CI=true (it makes the test certificate)")
+        pytest.skip("openssl not installed (needed to make a test certificate)")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key

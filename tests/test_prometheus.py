@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +34,7 @@ from relconsole.providers.prometheus import (
     parse_settings,
     render,
 )
-from tests.helpers import demo_config
+from tests.helpers import demo_config, self_signed_certificate
 
 ERROR_RATE = MetricSpec(
     "error_rate",
@@ -470,17 +467,7 @@ async def test_history_is_one_range_query_per_metric_and_version(fake: FakeProme
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    if shutil.which("openssl") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("openssl is required under CI=true (it makes the test certificate)")
-        pytest.skip("openssl not installed (needed to make a test certificate)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     prom = FakePrometheus(answer=lambda path, q: (200, vector("0.5")))
     server = Server(("127.0.0.1", 0), prom.handler())
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

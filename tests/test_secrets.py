@@ -23,7 +23,6 @@ import html
 import json
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -45,6 +44,7 @@ from relconsole.config import ConfigError, Secret, load_config
 from relconsole.model import MetricSpec
 from relconsole.providers import registry
 from relconsole.providers.base import BuildContext, ProviderError
+from tests.helpers import self_signed_certificate
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "SEKRIT"
@@ -196,19 +196,7 @@ def denier() -> Iterator[EchoServer]:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("openssl is required under CI=true (it makes the test certificate)")
-        pytest.skip("openssl not installed (needed to make a test certificate)")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
