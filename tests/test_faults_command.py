@@ -11,6 +11,7 @@ records, plus the matrix invariants (tests/faults/harness.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import textwrap
@@ -133,7 +134,7 @@ def tool(tmp_path: Path) -> Tool:
 async def engine_at_first_step(tool: Tool, tmp_path: Path) -> ReleaseEngine:
     """A release through the tool, at its first step (1%) with the bake almost over."""
     cfg = demo_config("healthy")
-    plan = cfg.plan.__class__(**{**cfg.plan.__dict__, "call_timeout": CALL_TIMEOUT})
+    plan = dataclasses.replace(cfg.plan, call_timeout=CALL_TIMEOUT)
     clock = FastClock()
     actor = Actor("oncall", "bastion")
     journal = Journal(journal_path(tmp_path / "state", plan.release_id), clock, actor,

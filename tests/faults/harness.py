@@ -17,7 +17,6 @@ Invariants (`assert_invariants`):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +92,8 @@ def assert_invariants(
                 )
 
 
-async def tick(engine: ReleaseEngine, times: int = 1, *,
-               each: Callable[[ReleaseEngine], None] | None = None) -> None:
+async def tick(engine: ReleaseEngine, times: int = 1) -> None:
     """Poll `times` times (the engine's clock decides how long a poll interval is)."""
     for _ in range(times):
         await engine.clock.sleep(engine.plan.poll_interval)
         await engine.tick()
-        if each is not None:
-            each(engine)
