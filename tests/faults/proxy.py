@@ -94,25 +94,20 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
         if not chunk:
             return data
         data += chunk
-        head, sep, body = data.partition(b"\r\n\r\n")
-        if sep:
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    with contextlib.suppress(ValueError):
-                        length = int(value.strip())
-            if len(body) >= length:
+        if b"\r\n\r\n" in data:
+            if _http_whole(data, unframed=True):
                 return data
         elif data.endswith(b"\n") and not data.startswith(HTTP_METHODS):
             return data  # a runtime-API command line
 
 
-def _http_complete(answer: bytes) -> bool:
-    """Whether `answer` is a whole HTTP response (Content-Length or chunked framing)."""
-    if not answer.startswith(b"HTTP/"):
-        return False
-    head, sep, body = answer.partition(b"\r\n\r\n")
+def _http_whole(message: bytes, *, unframed: bool) -> bool:
+    """Whether an HTTP request or response has arrived whole, by its framing.
+
+    `unframed`: the answer when there is no usable Content-Length or chunked framing —
+    a request then ends with its head, a response only when the connection closes.
+    """
+    head, sep, body = message.partition(b"\r\n\r\n")
     if not sep:
         return False
     for line in head.split(b"\r\n")[1:]:
@@ -122,10 +117,10 @@ def _http_complete(answer: bytes) -> bool:
             try:
                 return len(body) >= int(value.strip())
             except ValueError:
-                return False
+                return unframed
         if name == b"transfer-encoding" and b"chunked" in value.lower():
             return body.endswith(b"0\r\n\r\n")
-    return False
+    return unframed
 
 
 class FaultProxy:
@@ -282,7 +277,7 @@ class FaultProxy:
             answer = b""
             # The whole answer: until the service closes, a complete HTTP answer has come
             # (a keep-alive server does not close), or the service falls quiet for 300 ms.
-            while not _http_complete(answer):
+            while not (answer.startswith(b"HTTP/") and _http_whole(answer, unframed=False)):
                 try:
                     chunk = await asyncio.wait_for(up_reader.read(65536), timeout=0.3)
                 except TimeoutError:
