@@ -97,7 +97,7 @@ class JournalWarnings:
         self.shown = 0
 
     def flush(self) -> None:
-        warnings = list(getattr(self.engine.journal, "warnings", ()))
+        warnings = self.engine.journal.warnings
         for text in warnings[self.shown:]:
             self.err.write(f"relconsole: journal warning: {text}\n")
         if len(warnings) > self.shown:

@@ -196,7 +196,7 @@ class ReleaseApp(App[None]):
         self.query_one(JournalPanel).add(self.engine.recent_events(50))
         if self.watching and self.watch_reason:
             self._notify(f"watch-only: {self.watch_reason}", timeout=10)
-        for warning in getattr(self.engine.journal, "warnings", ()):
+        for warning in self.engine.journal.warnings:
             # e.g. a torn last line repaired after a crash: say so, once, loudly enough.
             self._notify(f"journal: {warning}", severity="warning", timeout=30)
         if self.start_engine:
