@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -324,12 +325,13 @@ class HttpApi:
         await self.client.aclose()
 
 
+_SHORT_BODY = re.compile(r"received (\d+) bytes, expected (\d+)")
+
+
 def _cut_off(exc: Exception) -> str:
     """A connection that closed mid-answer, in an operator's words."""
-    import re
-
     text = str(exc)
-    got = re.search(r"received (\d+) bytes, expected (\d+)", text)
+    got = _SHORT_BODY.search(text)
     if got:
         return (f"the answer was cut off (the connection closed after {got[1]} of "
                 f"{got[2]} bytes)")
