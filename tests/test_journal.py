@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from relconsole.clock import FastClock
-from relconsole.engine import journal as journal_mod
 from relconsole.engine.journal import (
     Journal,
     JournalError,
@@ -25,6 +24,7 @@ from relconsole.engine.journal import (
     render_markdown,
     verify,
 )
+from relconsole.engine.journal import store as journal_mod
 from relconsole.engine.paths import current_actor, state_dir
 from relconsole.model import Actor
 

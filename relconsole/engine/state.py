@@ -3,10 +3,55 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from relconsole.flags_audit import Finding, audit, findings_by_key
 from relconsole.model import Flag, GateStatus, Mode, Phase, ReleasePlan, Step, TrafficState
+
+
+class EventKind(StrEnum):
+    """What an event is about: the engine's own events and the journal's intents.
+
+    The journal writes the intent values, a watching console turns the driver's records
+    into events of the same kinds, and the headless printer and the journal panel colour
+    by them; one enum keeps a typo from silently turning a rollback into a plain line.
+    """
+
+    ATTACH = "attach"
+    ADVANCE = "advance"
+    STEP = "step"
+    PROMOTE = "promote"
+    PROMOTED = "promoted"
+    VERDICT = "verdict"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ROLLBACK = "rollback"
+    ROLLBACK_RETRY = "rollback.retry"
+    ROLLED_BACK = "rolled_back"
+    REFUSED = "refused"
+    ERROR = "error"
+    FLAG = "flag"
+    FLAG_KILL = "flag.kill"
+    FLAG_RESTORE = "flag.restore"
+    FLAG_ROLLOUT = "flag.rollout"
+    PROVIDER = "provider"
+    LEASE = "lease"
+    # A journal record whose intent this version does not know (a newer driver wrote it).
+    JOURNAL = "journal"
+
+    @classmethod
+    def of_intent(cls, intent: object) -> EventKind:
+        """The kind of a journal record's intent; unknown intents are plain journal lines."""
+        try:
+            return cls(str(intent))
+        except ValueError:
+            return cls.JOURNAL
+
+    @property
+    def is_flag(self) -> bool:
+        return self in (EventKind.FLAG, EventKind.FLAG_KILL, EventKind.FLAG_RESTORE,
+                        EventKind.FLAG_ROLLOUT)
 
 
 @dataclass(frozen=True)
@@ -48,6 +93,16 @@ class Snapshot:
     rollback_attempts: int = 0
     rollback_next_at: float | None = None
     last_error: str = ""  # the last refused or failed action, for the status line
+    rollback_reason: str = ""
+    """Why the release is being (or was) rolled back: the gate, the operator's words."""
+    rollback_error: str = ""
+    """Why the last rollback attempt is not verified yet ("" once it is, or before one)."""
+    flags_provider: str = ""
+    """The flag provider's name ("" when none is configured)."""
+    flag_rollout_supported: bool = False
+    """Whether a flag's rollout percentage can be set through the flag provider."""
+    journal_warnings: tuple[str, ...] = ()
+    """What the journal repaired or doubts (a torn last line, a stale head), oldest first."""
 
     @property
     def step(self) -> Step | None:
@@ -83,7 +138,7 @@ class Event:
     """Something that happened, as one line for the journal panel and the headless log."""
 
     at: float
-    kind: str  # step, verdict, pause, resume, rollback, promoted, refused, error, flag, ...
+    kind: EventKind
     message: str
     data: dict[str, Any] = field(default_factory=dict)
     actor: str = ""
@@ -91,7 +146,7 @@ class Event:
     def as_dict(self) -> dict[str, Any]:
         return {
             "at": self.at,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "message": self.message,
             "actor": self.actor,
             **self.data,

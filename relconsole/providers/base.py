@@ -59,6 +59,8 @@ class TrafficProvider(Protocol):
 @runtime_checkable
 class FlagProvider(Protocol):
     name: str
+    supports_rollout: bool
+    """False where the flag system keeps percentages its own way (no rollout dialog)."""
 
     async def list_flags(self) -> list[Flag]: ...
 

@@ -205,6 +205,7 @@ class NotRegularFile(OSError):
 
 class FlagdFlags:
     name = "flagd"
+    supports_rollout = True
 
     def __init__(self, settings: dict[str, Any], ctx: BuildContext) -> None:
         unknown = set(settings) - {"type", "path", "on_variant", "off_variant"}

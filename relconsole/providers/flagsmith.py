@@ -42,7 +42,8 @@ KIND_TAGS = {"release", "experiment", "operational", "kill-switch", "killswitch"
 
 class FlagsmithFlags:
     name = "flagsmith"
-    supports_rollout = False  # front ends offer no percentage dialog for this provider
+    # Flagsmith keeps percentages in segment overrides of its own: no rollout dialog.
+    supports_rollout = False
 
     def __init__(
         self,

@@ -53,6 +53,7 @@ MAX_PAGES = 100  # 10 000 flags; a paging loop must end even if a server misbeha
 
 class LaunchDarklyFlags:
     name = "launchdarkly"
+    supports_rollout = True
 
     def __init__(
         self,

@@ -53,6 +53,7 @@ class ReadOnlyFlags:
     def __init__(self, inner: FlagProvider) -> None:
         self._inner = inner
         self.name = inner.name
+        self.supports_rollout = inner.supports_rollout
 
     async def list_flags(self) -> list[Flag]:
         return await self._inner.list_flags()

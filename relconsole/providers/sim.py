@@ -276,6 +276,7 @@ class SimTraffic:
 
 class SimFlags:
     name = "sim"
+    supports_rollout = True
 
     def __init__(self, world: SimWorld) -> None:
         self.world = world

@@ -53,6 +53,7 @@ KIND_TAGS = {"release", "experiment", "operational", "kill-switch", "killswitch"
 
 class SplitFlags:
     name = "split"
+    supports_rollout = True
 
     def __init__(
         self,

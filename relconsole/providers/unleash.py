@@ -55,6 +55,7 @@ DETAIL_CONCURRENCY = 8
 
 class UnleashFlags:
     name = "unleash"
+    supports_rollout = True
 
     def __init__(
         self,

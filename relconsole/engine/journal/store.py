@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,11 +61,11 @@ def head_path(path: Path) -> Path:
     return path.with_name(f"{stem}.head")
 
 
-def _sha(raw: bytes) -> str:
+def sha256_hex(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _explain(exc: OSError) -> str:
+def explain_os_error(exc: OSError) -> str:
     detail = exc.strerror or str(exc)
     reason = _OS_REASONS.get(exc.errno or 0)
     return f"{reason} ({detail})" if reason and reason.lower() != detail.lower() else detail
@@ -103,13 +102,13 @@ def _actor_dict(actor: Actor) -> dict[str, str | None]:
     return {"user": actor.user, "host": actor.host, "ssh_client": actor.ssh_client}
 
 
-def _split(data: bytes) -> tuple[list[bytes], bytes]:
+def split_lines(data: bytes) -> tuple[list[bytes], bytes]:
     """Complete lines (without newline) and whatever follows the last newline."""
     *lines, tail = data.split(b"\n")
     return lines, tail
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
+def parse_line(raw: bytes) -> dict[str, Any] | None:
     try:
         rec = json.loads(raw)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
@@ -117,7 +116,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
-def _seq_of(rec: dict[str, Any] | None) -> int | None:
+def seq_of(rec: dict[str, Any] | None) -> int | None:
     seq = rec.get("seq") if rec is not None else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
@@ -185,12 +184,12 @@ class Journal:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise JournalError(f"cannot read journal {self.path}: {_explain(exc)}") from exc
-        lines, tail = _split(data)
+            raise JournalError(f"cannot read journal {self.path}: {explain_os_error(exc)}") from exc
+        lines, tail = split_lines(data)
         self._poll_ino = st.st_ino
         self._poll_end = len(data) - len(tail)
         for raw in lines:
-            self._poll_seq = _seq_of(_parse(raw)) or self._poll_seq
+            self._poll_seq = seq_of(parse_line(raw)) or self._poll_seq
         if tail:
             self.warnings.append(
                 f"{self.path.name}: the last line is incomplete (being written, or left by "
@@ -207,7 +206,7 @@ class Journal:
                 self._sync(fd)
                 self._poll_ino = st.st_ino
         except OSError as exc:
-            raise JournalError(f"cannot open journal {self.path}: {_explain(exc)}") from exc
+            raise JournalError(f"cannot open journal {self.path}: {explain_os_error(exc)}") from exc
         self._poll_end = self._known_end
         self._poll_seq = self._last_seq
 
@@ -247,14 +246,14 @@ class Journal:
         if size == self._known_end:
             return
         data = os.pread(fd, size - self._known_end, self._known_end)
-        lines, tail = _split(data)
+        lines, tail = split_lines(data)
         broken = tail
-        if not tail and lines and _parse(lines[-1]) is None:
+        if not tail and lines and parse_line(lines[-1]) is None:
             # Newline present but the JSON is not: e.g. zeroed blocks after a power loss.
             broken = lines.pop() + b"\n"
         for raw in lines:
-            self._last_hash = _sha(raw)
-            seq = _seq_of(_parse(raw))
+            self._last_hash = sha256_hex(raw)
+            seq = seq_of(parse_line(raw))
             # A damaged line still occupied a slot in the chain; verify reports it.
             self._last_seq = seq if seq is not None else self._last_seq + 1
         self._known_end += sum(len(raw) + 1 for raw in lines)
@@ -328,10 +327,12 @@ class Journal:
                         raise
                     self._known_end = start + len(line) + 1
                     self._last_seq += 1
-                    self._last_hash = _sha(line)
+                    self._last_hash = sha256_hex(line)
                     self._update_head()
             except OSError as exc:
-                raise JournalError(f"cannot write journal {self.path}: {_explain(exc)}") from exc
+                raise JournalError(
+                    f"cannot write journal {self.path}: {explain_os_error(exc)}"
+                ) from exc
         return json.loads(line)
 
     def _build_line(
@@ -384,7 +385,7 @@ class Journal:
             with suppress(OSError):
                 tmp.unlink()
             self.warnings.append(
-                f"{self._head.name} not updated after seq {self._last_seq}: {_explain(exc)}"
+                f"{self._head.name} not updated after seq {self._last_seq}: {explain_os_error(exc)}"
             )
 
     # -- reading -----------------------------------------------------------------------
@@ -396,9 +397,9 @@ class Journal:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise JournalError(f"cannot read journal {self.path}: {_explain(exc)}") from exc
-        lines, _tail = _split(data)
-        return [rec for rec in map(_parse, lines) if rec is not None]
+            raise JournalError(f"cannot read journal {self.path}: {explain_os_error(exc)}") from exc
+        lines, _tail = split_lines(data)
+        return [rec for rec in map(parse_line, lines) if rec is not None]
 
     def last(self) -> dict[str, Any] | None:
         recs = self.records()
@@ -411,7 +412,7 @@ class Journal:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise JournalError(f"cannot read journal {self.path}: {_explain(exc)}") from exc
+            raise JournalError(f"cannot read journal {self.path}: {explain_os_error(exc)}") from exc
         if st.st_ino != self._poll_ino:  # first appearance, or replaced by a new file
             if self._poll_ino is not None:
                 self._poll_seq = 0
@@ -425,257 +426,14 @@ class Journal:
                 f.seek(self._poll_end)
                 data = f.read()
         except OSError as exc:
-            raise JournalError(f"cannot read journal {self.path}: {_explain(exc)}") from exc
-        lines, tail = _split(data)
+            raise JournalError(f"cannot read journal {self.path}: {explain_os_error(exc)}") from exc
+        lines, tail = split_lines(data)
         self._poll_end += len(data) - len(tail)
         new: list[dict[str, Any]] = []
-        for rec in map(_parse, lines):
-            seq = _seq_of(rec)
+        for rec in map(parse_line, lines):
+            seq = seq_of(rec)
             if rec is None or (seq is not None and seq <= self._poll_seq):
                 continue
             new.append(rec)
             self._poll_seq = seq if seq is not None else self._poll_seq
         return new
-
-
-# -- verification ------------------------------------------------------------------------
-
-
-@dataclass
-class VerifyResult:
-    ok: bool
-    count: int  # readable records
-    problems: list[str] = field(default_factory=list)
-
-
-def verify(path: Path) -> VerifyResult:
-    """Check the hash chain, the sequence numbers and the head file of a journal."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return VerifyResult(False, 0, [f"no journal at {path}"])
-    except OSError as exc:
-        return VerifyResult(False, 0, [f"cannot read {path}: {_explain(exc)}"])
-
-    lines, tail = _split(data)
-    problems: list[str] = []
-    count = 0
-    prev_hash = GENESIS
-    prev_seq: int | None = 0
-    prev_readable = True
-    last_good: tuple[int, str] | None = None  # (seq, sha) of the last readable record
-
-    for lineno, raw in enumerate(lines, 1):
-        rec = _parse(raw)
-        line_hash = _sha(raw)
-        if rec is None:
-            final = lineno == len(lines) and not tail
-            problems.append(
-                f"line {lineno}: last record is not valid JSON (a crash mid-write?)"
-                if final
-                else f"line {lineno}: not valid JSON (record damaged)"
-            )
-            prev_hash, prev_seq, prev_readable = line_hash, None, False
-            continue
-        count += 1
-        seq = _seq_of(rec)
-        if seq is None:
-            problems.append(f"line {lineno}: record has no sequence number")
-        elif prev_seq is not None and seq != prev_seq + 1:
-            if lineno == 1:
-                problems.append(f"line 1: records missing at the start (first seq is {seq})")
-            elif seq > prev_seq + 1:
-                gap = seq - prev_seq - 1
-                what = "record missing" if gap == 1 else f"{gap} records missing"
-                problems.append(f"line {lineno}: {what} (seq {seq} after {prev_seq})")
-            else:
-                problems.append(f"line {lineno}: out of order (seq {seq} after {prev_seq})")
-        elif prev_readable and rec.get("prev") != prev_hash:
-            # The record before changed after this one was chained to it.
-            problems.append(
-                "line 1: record edited (first record must start the chain)"
-                if lineno == 1
-                else f"line {lineno - 1}: record edited (hash chain broken)"
-            )
-        prev_hash, prev_seq, prev_readable = line_hash, seq, True
-        if seq is not None:
-            last_good = (seq, line_hash)
-
-    if tail:
-        problems.append(
-            f"line {len(lines) + 1}: incomplete last record ({len(tail)} bytes, no newline; "
-            "a crash mid-write?)"
-        )
-    problems.extend(_check_head(head_path(path), lines, last_good, count))
-    return VerifyResult(not problems, count, problems)
-
-
-def _check_head(
-    head: Path, lines: list[bytes], last_good: tuple[int, str] | None, count: int
-) -> list[str]:
-    """The chain cannot notice its own end being cut off; the head file can."""
-    try:
-        info = json.loads(head.read_bytes())
-        head_seq, head_sha = int(info["seq"]), str(info["sha256"])
-    except FileNotFoundError:
-        if count:
-            return [
-                f"head file {head.name} missing: cannot tell whether the last records were deleted"
-            ]
-        return []
-    except (OSError, ValueError, KeyError, TypeError):
-        return [f"head file {head.name} unreadable or damaged"]
-
-    file_seq = last_good[0] if last_good else 0
-    if head_seq > file_seq:
-        gap = head_seq - file_seq
-        what = "last record deleted" if gap == 1 else f"last {gap} records deleted"
-        return [f"{what} (head says seq {head_seq}, file ends at {file_seq})"]
-    if head_seq == file_seq:
-        if last_good and head_sha != last_good[1]:
-            return [f"line {_line_of(lines, file_seq)}: record edited (does not match head)"]
-        return []
-    # A crash between writing a record and updating the head leaves it one behind.
-    if head_seq == file_seq - 1 and _hash_of_seq(lines, head_seq) == head_sha:
-        return []
-    return [f"head out of date (head says seq {head_seq}, file ends at {file_seq})"]
-
-
-def _line_of(lines: list[bytes], seq: int) -> int:
-    for lineno in range(len(lines), 0, -1):
-        if _seq_of(_parse(lines[lineno - 1])) == seq:
-            return lineno
-    return len(lines)
-
-
-def _hash_of_seq(lines: list[bytes], seq: int) -> str | None:
-    for raw in reversed(lines):
-        if _seq_of(_parse(raw)) == seq:
-            return _sha(raw)
-    return None
-
-
-# -- rendering ---------------------------------------------------------------------------
-
-
-def _local(rec: dict[str, Any]) -> datetime | None:
-    ts = rec.get("ts")
-    if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):
-        return datetime.fromtimestamp(ts).astimezone()
-    return None
-
-
-def _offset(dt: datetime) -> str:
-    off = dt.utcoffset()
-    if off is None:
-        return "local time"
-    minutes = int(off.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, dict | list):
-        return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=str)
-    return "—" if v is None else str(v)
-
-
-def _kv(d: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {_value(v)}" for k, v in d.items())
-
-
-def _change(before: Any, after: Any) -> str:
-    b = before if isinstance(before, dict) else {}
-    a = after if isinstance(after, dict) else {}
-    if b and a:
-        parts = []
-        for k in dict.fromkeys([*b, *a]):
-            if k not in a:
-                parts.append(f"{k} {_value(b[k])}→")
-            elif k not in b:
-                parts.append(f"{k} →{_value(a[k])}")
-            elif b[k] != a[k]:
-                parts.append(f"{k} {_value(b[k])}→{_value(a[k])}")
-        return ", ".join(parts) or "no change"
-    if b:
-        return f"at {_kv(b)}"
-    if a:
-        return f"→ {_kv(a)}"
-    return ""
-
-
-def _gate(name: str, g: dict[str, Any]) -> str:
-    text = f"{name} {g.get('verdict', '')}".strip()
-    values = [f"{k} {_value(g[k])}" for k in ("canary", "baseline") if k in g]
-    if values:
-        text += ": " + ", ".join(values)
-    if g.get("threshold"):
-        text += f" ({g['threshold']})"
-    return text
-
-
-def _details(data: Any) -> str:
-    """The gate values behind an automatic action, or the data as short key=value pairs."""
-    if not isinstance(data, dict):
-        return "" if data is None else _value(data)
-    parts = []
-    for k, v in data.items():
-        if isinstance(v, list) and v and all(isinstance(g, dict) and "gate" in g for g in v):
-            parts.extend(_gate(str(g["gate"]), g) for g in v)
-        elif isinstance(v, dict) and ("verdict" in v or "canary" in v):
-            parts.append(_gate(str(k), v))
-        else:
-            parts.append(f"{k}={_value(v)}")
-    return "; ".join(parts)
-
-
-def _who(actor: Any) -> str:
-    if not isinstance(actor, dict):
-        return _value(actor)
-    who = f"{actor.get('user', '?')}@{actor.get('host', '?')}"
-    return f"{who} (ssh from {actor['ssh_client']})" if actor.get("ssh_client") else who
-
-
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def render_markdown(records: list[dict[str, Any]], title: str) -> str:
-    """The history as Markdown for a postmortem or a ticket: one table row per record."""
-    out = [f"# {_cell(title)}", ""]
-    if not records:
-        return "\n".join([*out, "No records yet.", ""])
-    stamps = [dt for dt in map(_local, records) if dt is not None]
-    if stamps:
-        span = f"{stamps[0]:%Y-%m-%d %H:%M:%S} to {stamps[-1]:%Y-%m-%d %H:%M:%S}"
-        out.append(f"{len(records)} records, {span} ({_offset(stamps[0])}).")
-    else:
-        out.append(f"{len(records)} records.")
-    day: str | None = None
-    for rec in records:
-        dt = _local(rec)
-        this_day = f"{dt:%Y-%m-%d} ({_offset(dt)})" if dt else "unknown date"
-        if this_day != day:
-            day = this_day
-            out += [
-                "",
-                f"## {day}",
-                "",
-                "| # | time | who | action | reason | change | outcome | details |",
-                "|---|---|---|---|---|---|---|---|",
-            ]
-        cells = [
-            _value(rec.get("seq")),
-            f"{dt:%H:%M:%S}" if dt else "??:??:??",
-            _who(rec.get("actor")),
-            _value(rec.get("intent")),
-            str(rec.get("reason") or ""),
-            _change(rec.get("before"), rec.get("after")),
-            str(rec.get("outcome") or "—"),
-            _details(rec.get("data")),
-        ]
-        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(out) + "\n"

@@ -1,0 +1,273 @@
+"""Verified changes of the canary weight: advance, promote, pause, and what a read says.
+
+Safety rule 2 for traffic: journal the intent, call the provider, read the weight back,
+journal the verified outcome. A change that cannot be verified is never reported done;
+one that landed in part, or keeps failing, pauses the release for a human.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relconsole.engine import policy
+from relconsole.engine.context import EngineContext
+from relconsole.engine.journal import JournalError
+from relconsole.engine.results import ActionResult, CallFailed
+from relconsole.engine.state import EventKind
+from relconsole.model import Actor, Mode, Phase
+
+# Failed step changes in a row before the engine stops trying and pauses.
+ADVANCE_FAILURE_LIMIT = 3
+
+
+class WeightChanges:
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+
+    # ------------------------------------------------------------------ steps
+
+    def enter_step(self, index: int) -> None:
+        step = self.ctx.steps.step(index)
+        self.state.step_index = index
+        self.state.bake_elapsed = 0.0
+        self.ctx.obs.new_step()
+        if step is None:
+            # A read below the first step's weight: the release has not started.
+            self.state.phase = Phase.PENDING
+        else:
+            self.state.phase = Phase.PROMOTED if step.weight >= 100 else Phase.PROGRESSING
+        self.state.pause_reason = ""
+
+    def announce_step(self, actor: str, how: str, **data: Any) -> None:
+        promoted = self.state.phase is Phase.PROMOTED
+        self.ctx.emit(
+            EventKind.PROMOTED if promoted else EventKind.STEP,
+            f"step {self.state.step_index + 1}/{self.ctx.steps.count}: canary at "
+            f"{self.state.weight}% ({how})" + (" — PROMOTED" if promoted else ""),
+            actor=actor,
+            step=self.state.step_index + 1,
+            weight=self.state.weight,
+            **data,
+        )
+
+    def set_paused(self, reason: str, actor: Actor | None = None) -> None:
+        before = self.state.journal_view()
+        self.state.phase = Phase.PAUSED
+        self.state.pause_reason = reason
+        self.ctx.emit(EventKind.PAUSE, f"paused: {reason}", actor=str(actor or "engine"))
+        self.ctx.record.soft(
+            "pause",
+            reason=reason,
+            before=before,
+            after=self.state.journal_view(),
+            outcome="verified",
+            data=self.ctx.obs.gate_data(),
+            actor=actor,
+        )
+
+    # ------------------------------------------------------------------ intents
+
+    async def advance(
+        self, reason: str, *, automatic: bool = False, actor: Actor | None = None
+    ) -> ActionResult:
+        """One step forward, with the engine lock held by the caller."""
+        state = self.state
+        if state.phase not in (Phase.PENDING, Phase.PROGRESSING):
+            return self.ctx.refuse(f"advance refused: release is {state.phase.label.lower()}")
+        nxt = self.ctx.steps.next_index(state.step_index)
+        step = self.ctx.steps.step(nxt) if nxt is not None else None
+        if nxt is None or step is None:
+            return self.ctx.refuse("advance refused: already at the last step")
+        blind = policy.blind_reason(self.ctx.health.problems, state.expected_weight)
+        if blind is not None:
+            return self.ctx.refuse(f"advance refused: {blind}")
+        if state.phase is not Phase.PENDING:
+            blocking = policy.blocking_gate(self.ctx.obs.gates)
+            if blocking is not None:
+                return self.ctx.refuse(policy.gate_refusal("advance", blocking))
+        data = self.ctx.obs.gate_data() if automatic else {}
+        who = None if automatic else actor
+        result = await self.apply_weight(
+            step.weight, intent="advance", reason=reason or "manual advance", actor=who,
+            data=data,
+        )
+        if not result.ok:
+            return result
+        before = state.journal_view()
+        self.enter_step(nxt)
+        self.ctx.record.outcome("advance", reason, before, "verified", who)
+        self.announce_step(
+            str(who or ("engine" if automatic else self.ctx.actor)),
+            "verified",
+            **({"gates": self.ctx.obs.gate_data()["gates"]} if automatic else {}),
+        )
+        state.last_error = ""
+        return result
+
+    async def promote(self, reason: str, actor: Actor | None) -> ActionResult:
+        """Straight to 100 %, with the engine lock held by the caller."""
+        state = self.state
+        if state.phase not in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
+            return self.ctx.refuse(f"promote refused: release is {state.phase.label.lower()}")
+        blind = policy.blind_reason(self.ctx.health.problems, state.expected_weight)
+        if blind is not None:
+            return self.ctx.refuse(f"promote refused: {blind}")
+        blocking = policy.blocking_gate(self.ctx.obs.gates)
+        if blocking is not None and state.step_index >= 0:
+            return self.ctx.refuse(policy.gate_refusal("promote", blocking))
+        reason = reason or "promoted by operator"
+        result = await self.apply_weight(100, intent="promote", reason=reason, actor=actor,
+                                         data=self.ctx.obs.gate_data())
+        if result.ok:
+            before = state.journal_view()
+            self.enter_step(self.ctx.steps.last_index)
+            self.ctx.record.outcome("promote", reason, before, "verified", actor)
+            self.ctx.emit(EventKind.PROMOTED, "PROMOTED: canary at 100% (verified)",
+                          actor=self.ctx.who(actor))
+        return result
+
+    async def pause(self, reason: str, actor: Actor | None) -> ActionResult:
+        state = self.state
+        if state.phase not in (Phase.PROGRESSING, Phase.PENDING):
+            return self.ctx.refuse(f"pause refused: release is {state.phase.label.lower()}")
+        try:
+            self.ctx.record.write("pause", reason=reason or "paused by operator",
+                                  before=state.journal_view(), after={"phase": "paused"},
+                                  actor=actor)
+        except JournalError as exc:
+            return self.ctx.refuse(f"pause refused: journal cannot be written ({exc})")
+        self.set_paused(reason or "paused by operator", actor or self.ctx.actor)
+        return ActionResult(True, "paused")
+
+    async def resume(self, reason: str, actor: Actor | None) -> ActionResult:
+        state = self.state
+        if state.phase is not Phase.PAUSED:
+            return self.ctx.refuse(f"resume refused: release is {state.phase.label.lower()}")
+        before = state.journal_view()
+        try:
+            self.ctx.record.write("resume", reason=reason or "resumed by operator",
+                                  before=before, after={"phase": "progressing"}, actor=actor)
+        except JournalError as exc:
+            return self.ctx.refuse(f"resume refused: journal cannot be written ({exc})")
+        state.phase = Phase.PENDING if state.step_index < 0 else Phase.PROGRESSING
+        state.pause_reason = ""
+        # Give missing data a fresh allowance; failures keep counting.
+        self.ctx.obs.forgive_inconclusive()
+        self.ctx.health.forgive_dark_polls()
+        self.ctx.record.outcome("resume", reason, before, "verified", actor)
+        self.ctx.emit(EventKind.RESUME, f"resumed{': ' + reason if reason else ''}",
+                      actor=self.ctx.who(actor))
+        return ActionResult(True, "resumed")
+
+    # ------------------------------------------------------------------ the protocol
+
+    async def apply_weight(
+        self, weight: int, *, intent: str, reason: str, actor: Actor | None,
+        data: dict[str, Any],
+    ) -> ActionResult:
+        """Journal → call → read back → journal (safety rule 2)."""
+        state = self.state
+        before = state.journal_view()
+        try:
+            self.ctx.record.write(
+                intent, reason=reason, before=before, after={"weight": weight}, data=data,
+                actor=actor,
+            )
+        except JournalError as exc:
+            return self.ctx.refuse(f"{intent} refused: journal cannot be written ({exc})")
+        traffic = self.ctx.drive.traffic
+        try:
+            await self.ctx.call("traffic", f"set weight {weight}%",
+                                traffic.set_weight(weight, reason=reason))
+            read = await self.ctx.call("traffic", "read back", traffic.read())
+        except CallFailed as exc:
+            # The change may or may not have landed. One more read tells a change that
+            # landed in part (one of two servers) from one that did not land at all.
+            seen = await self.read_quietly()
+            mismatch = seen is not None and seen not in (before["weight"], weight)
+            state.expected_weight = seen if seen != weight else None
+            message = f"{intent} to {weight}% not verified: {exc}"
+            if mismatch:
+                message += f"; provider reports {seen}%"
+            result = self.ctx.fail(intent, reason, before, message, actor)
+            # A read showing the weight asked for means only the answer was lost: the
+            # next poll verifies the change.
+            if seen != weight:
+                self.after_failed_change(message, mismatch=mismatch)
+            return result
+        self.ctx.obs.traffic = read
+        state.weight = read.canary_weight
+        if read.canary_weight != weight:
+            # What the provider shows is known, just not what was asked: adopting it keeps
+            # a later read from passing it off as a verified step.
+            state.expected_weight = read.canary_weight
+            message = f"{intent} to {weight}% not verified: provider reports {read.canary_weight}%"
+            result = self.ctx.fail(intent, reason, before, message, actor)
+            self.after_failed_change(message, mismatch=True)
+            return result
+        state.expected_weight = weight
+        state.advance_failures = 0
+        return ActionResult(True, f"{intent}: canary at {weight}% (verified)")
+
+    async def read_quietly(self) -> int | None:
+        """The live weight, or None when the provider cannot say."""
+        try:
+            read = await self.ctx.call("traffic", "read back", self.ctx.drive.traffic.read())
+        except CallFailed:
+            return None
+        self.ctx.obs.traffic = read
+        self.state.weight = read.canary_weight
+        return read.canary_weight
+
+    def after_failed_change(self, message: str, *, mismatch: bool) -> None:
+        """Pause after a step change that was not verified, when it will not mend itself.
+
+        A read-back that disagrees (`mismatch`: one of two servers changed, a provider
+        that ignores the call) does not mend itself, and neither does a call that keeps
+        failing: a human looks before anything else moves.
+        """
+        state = self.state
+        if mismatch:
+            state.advance_failures = 0
+        else:
+            state.advance_failures += 1
+            if state.advance_failures < ADVANCE_FAILURE_LIMIT:
+                return
+            state.advance_failures = 0
+        if state.phase in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
+            self.set_paused(f"{message} — check the traffic provider, then resume")
+
+    def observe_weight(self, weight: int) -> None:
+        """Reconcile what the provider reports with what this engine set."""
+        state = self.state
+        steps = self.ctx.steps
+        state.weight = weight
+        if self.ctx.drive.mode is Mode.WATCH:
+            state.expected_weight = weight
+            state.step_index = steps.index_for_weight(weight)
+            return
+        if state.expected_weight is None:
+            # An earlier change could not be verified; this read is the verification.
+            state.expected_weight = weight
+            index = steps.index_for_weight(weight)
+            if index != state.step_index and state.phase in (
+                Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED
+            ):
+                state.advance_failures = 0
+                before = state.journal_view()
+                self.enter_step(index)
+                self.ctx.record.outcome(
+                    "advance", "earlier unverified change", before,
+                    f"verified on a later read: canary at {weight}%", None,
+                )
+                self.announce_step("engine", "verified on a later read")
+            return
+        if weight != state.expected_weight and not state.rolling_back:
+            # Someone changed the weight behind our back: stop acting on a plan that no
+            # longer matches reality and let a human decide.
+            was = state.expected_weight
+            state.expected_weight = weight
+            state.step_index = steps.index_for_weight(weight)
+            if state.phase in (Phase.PROGRESSING, Phase.PENDING):
+                self.set_paused(f"traffic changed outside relconsole: {was}% → {weight}%")

@@ -1,0 +1,227 @@
+"""What the engine sees: readings, the weight, flags, gate verdicts and provider health.
+
+One poll samples every provider concurrently, so one slow provider costs one timeout,
+and turns the answers into gate verdicts. Provider trouble is a value here (a
+`ProblemNote` shown on screen), never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from relconsole.clock import Clock
+from relconsole.engine import gates as gate_logic
+from relconsole.engine.drive import Drive
+from relconsole.engine.events import EventBus
+from relconsole.engine.results import CallFailed, call_provider
+from relconsole.engine.state import EventKind, ProblemNote, Series
+from relconsole.model import Flag, GateStatus, MetricPair, ReleasePlan, TrafficState
+
+T = TypeVar("T")
+HISTORY_POINTS = 60
+# Problems of these sources are journalled when they start and end.
+PROVIDER_SOURCES = ("metrics", "traffic", "flags")
+# Sources whose dark polls are counted (see `policy.dark_pause`).
+DARK_SOURCES = ("metrics", "traffic")
+
+OutageListener = Callable[[str, str, str], None]
+
+
+class ProviderHealth:
+    """Current provider problems, with the time each started.
+
+    A problem seen on two polls in a row is an outage, not a blip: `on_outage` hears
+    once when it starts and once when it ends, which keeps a flaky provider from
+    flooding the journal.
+    """
+
+    def __init__(self, clock: Clock, bus: EventBus) -> None:
+        self.clock = clock
+        self.bus = bus
+        self.problems: dict[str, ProblemNote] = {}
+        self.on_outage: OutageListener | None = None
+        self._journalled: set[str] = set()
+        # Polls in a row on which a provider gave nothing usable.
+        self.dark_polls = dict.fromkeys(DARK_SOURCES, 0)
+
+    def note(self, source: str, message: str | None) -> None:
+        """Record or clear a provider problem, keeping the time it started."""
+        current = self.problems.get(source)
+        if message is None:
+            if current is not None:
+                del self.problems[source]
+                self.bus.emit(EventKind.PROVIDER, f"{source} recovered")
+                if source in self._journalled:
+                    self._journalled.discard(source)
+                    self._outage(source, f"{source} recovered", "recovered")
+            return
+        if current is None:
+            self.problems[source] = ProblemNote(source, message, self.clock.now())
+            self.bus.emit(EventKind.PROVIDER, message)
+            return
+        if source not in self._journalled:
+            self._journalled.add(source)
+            self._outage(source, message, "problem")
+        if current.message != message:
+            self.problems[source] = ProblemNote(source, message, current.since)
+
+    def _outage(self, source: str, message: str, outcome: str) -> None:
+        if self.on_outage is not None and source in PROVIDER_SOURCES:
+            self.on_outage(source, message, outcome)
+
+    def count_dark_polls(self) -> None:
+        for source, polls in self.dark_polls.items():
+            self.dark_polls[source] = polls + 1 if source in self.problems else 0
+
+    def forgive_dark_polls(self) -> None:
+        self.dark_polls = dict.fromkeys(self.dark_polls, 0)
+
+
+class Observations:
+    def __init__(self, plan: ReleasePlan, health: ProviderHealth, bus: EventBus) -> None:
+        self.plan = plan
+        self.health = health
+        self.bus = bus
+        self.pairs: dict[str, MetricPair] = {}
+        self.series: dict[str, tuple[deque[float | None], deque[float | None]]] = {
+            m.name: (deque(maxlen=HISTORY_POINTS), deque(maxlen=HISTORY_POINTS))
+            for m in plan.metrics
+        }
+        self.traffic: TrafficState | None = None
+        self.flags: tuple[Flag, ...] = ()
+        self.gates: list[GateStatus] = [gate_logic.initial_status(g) for g in plan.gates]
+
+    async def call(self, source: str, what: str, coro: Awaitable[T]) -> T:
+        return await call_provider(source, what, coro, self.plan.call_timeout)
+
+    def latest(self) -> dict[str, tuple[float | None, float | None]]:
+        return {
+            name: (
+                pair.canary.value if pair.canary.usable else None,
+                pair.baseline.value if pair.baseline.usable else None,
+            )
+            for name, pair in self.pairs.items()
+        }
+
+    def series_view(self) -> dict[str, Series]:
+        return {
+            name: Series(canary=tuple(c), baseline=tuple(b))
+            for name, (c, b) in self.series.items()
+        }
+
+    def mark_release_flags(self, listed: list[Flag]) -> tuple[Flag, ...]:
+        mine = set(self.plan.release_flags)
+        return tuple(
+            dataclasses.replace(f, in_release=f.in_release or f.key in mine) for f in listed
+        )
+
+    def flag(self, key: str) -> Flag | None:
+        return next((f for f in self.flags if f.key == key), None)
+
+    async def load_history(self, drive: Drive) -> None:
+        """Fill the sparklines from the metrics' recent past, so the first frame is whole."""
+        if drive.metrics is None or not self.plan.metrics:
+            return
+        try:
+            history = await self.call(
+                "metrics",
+                "history",
+                drive.metrics.history(
+                    self.plan.metrics,
+                    HISTORY_POINTS * self.plan.poll_interval,
+                    self.plan.poll_interval,
+                ),
+            )
+        except CallFailed as exc:
+            self.health.note("metrics", str(exc))
+            return
+        for name, pairs in history.items():
+            if name not in self.series:
+                continue
+            canary, baseline = self.series[name]
+            for pair in pairs[-HISTORY_POINTS:]:
+                canary.append(pair.canary.value if pair.canary.usable else None)
+                baseline.append(pair.baseline.value if pair.baseline.usable else None)
+
+    async def poll(self, drive: Drive, now: float, on_weight: Callable[[int], None]) -> None:
+        """Sample every provider concurrently, then judge the gates on what came back."""
+        await asyncio.gather(
+            self._poll_metrics(drive), self._poll_traffic(drive, on_weight),
+            self._poll_flags(drive),
+        )
+        self.health.count_dark_polls()
+        self._judge(now)
+
+    async def _poll_metrics(self, drive: Drive) -> None:
+        if drive.metrics is None or not self.plan.metrics:
+            return
+        try:
+            pairs = await self.call("metrics", "query", drive.metrics.sample(self.plan.metrics))
+        except CallFailed as exc:
+            self.health.note("metrics", str(exc))
+            return
+        # One bad metric shows on its gate; the panel is marked only when nothing at all
+        # came back, which is what a dead or misconfigured source looks like.
+        dead = [p for p in pairs.values() if not p.canary.usable and not p.baseline.usable]
+        if pairs and len(dead) == len(pairs):
+            first = dead[0].canary.problem or dead[0].baseline.problem
+            self.health.note("metrics", f"metrics: {first}")
+        else:
+            self.health.note("metrics", None)
+        self.pairs.update(pairs)
+        for name, (canary, baseline) in self.series.items():
+            pair = pairs.get(name)
+            canary.append(pair.canary.value if pair and pair.canary.usable else None)
+            baseline.append(pair.baseline.value if pair and pair.baseline.usable else None)
+
+    async def _poll_traffic(self, drive: Drive, on_weight: Callable[[int], None]) -> None:
+        try:
+            state = await self.call("traffic", "read", drive.traffic.read())
+        except CallFailed as exc:
+            self.health.note("traffic", str(exc))
+            return
+        self.health.note("traffic", None)
+        self.traffic = state
+        on_weight(state.canary_weight)
+
+    async def _poll_flags(self, drive: Drive) -> None:
+        if drive.flags is None:
+            return
+        try:
+            listed = await self.call("flags", "list", drive.flags.list_flags())
+        except CallFailed as exc:
+            self.health.note("flags", str(exc))
+            return
+        self.health.note("flags", None)
+        self.flags = self.mark_release_flags(listed)
+
+    def _judge(self, now: float) -> None:
+        stale_after = self.plan.effective_stale_after
+        updated = []
+        for old in self.gates:
+            new = gate_logic.update(old, self.pairs.get(old.spec.metric), now, stale_after)
+            if new.verdict is not old.verdict:
+                self.bus.emit(
+                    EventKind.VERDICT,
+                    f"gate {new.name}: {old.verdict.value} → {new.verdict.value} ({new.reason})",
+                    gate=new.name,
+                    verdict=new.verdict.value,
+                    canary=new.canary,
+                    baseline=new.baseline,
+                )
+            updated.append(new)
+        self.gates = updated
+
+    def new_step(self) -> None:
+        self.gates = [gate_logic.new_step(g) for g in self.gates]
+
+    def forgive_inconclusive(self) -> None:
+        """Give missing data a fresh allowance; failures keep counting."""
+        self.gates = [dataclasses.replace(g, consecutive_inconclusive=0) for g in self.gates]
+
+    def gate_data(self) -> dict[str, list[dict[str, object]]]:
+        return {"gates": [g.as_dict() for g in self.gates]}

@@ -1,0 +1,99 @@
+"""Restart recovery, from the journal and one read of the real weight (safety rule 5).
+
+Pure functions of journal records and values: where a release stood before this process
+started, whether a rollback was left unfinished, and how long the current step has baked.
+Nothing here re-applies a step; `ReleaseEngine.attach` only adopts what it finds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relconsole.model import Phase
+
+JournalRecord = Mapping[str, Any]
+
+# Intents whose verified outcome ends any rollback that came before them.
+_SETTLING_INTENTS = ("rollback", "rollback.retry", "advance", "promote")
+
+
+@dataclass(frozen=True)
+class Recovered:
+    phase: Phase
+    pause_reason: str = ""
+    bake_elapsed: float = 0.0
+    rollback_reason: str = ""
+    """Set when a rollback must be completed (phase ROLLING_BACK)."""
+    rollback_found_done: bool = False
+    """A rollback was pending and the weight is already 0: it only needs its record."""
+
+
+def pending_rollback(records: Sequence[JournalRecord]) -> str | None:
+    """The reason of a rollback intent that never reached a verified outcome."""
+    reason: str | None = None
+    for record in records:
+        intent = record.get("intent", "")
+        outcome = record.get("outcome") or ""
+        if intent == "rollback" and not outcome.startswith("verified"):
+            if not outcome.startswith("refused"):
+                reason = record.get("reason") or "rollback interrupted"
+        elif outcome.startswith("verified") and intent in _SETTLING_INTENTS:
+            reason = None
+    return reason
+
+
+def bake_from_journal(records: Sequence[JournalRecord], weight: int, now: float) -> float:
+    """Time already baked at the current step, so a restart neither skips nor re-bakes."""
+    for record in reversed(records):
+        if record.get("intent") in ("advance", "promote") and str(
+            record.get("outcome", "")
+        ).startswith("verified"):
+            if (record.get("after") or {}).get("weight") == weight:
+                return max(0.0, now - float(record.get("ts", now)))
+            break
+    return 0.0
+
+
+def weight_from_journal(last: JournalRecord | None) -> int:
+    """The weight the last record left, for when the provider cannot be read at start."""
+    after = (last or {}).get("after")
+    if isinstance(after, Mapping):
+        return int(after.get("weight", 0))
+    return 0
+
+
+def recover(
+    records: Sequence[JournalRecord],
+    *,
+    weight: int,
+    weight_known: bool,
+    step_index: int,
+    now: float,
+) -> Recovered:
+    """Where the release stands, given the journal and the weight read at start."""
+    last = records[-1] if records else None
+    after = (last or {}).get("after") or {}
+    journal_phase = after.get("phase")
+    rollback = pending_rollback(records)
+    if rollback is not None:
+        if weight_known and weight == 0:
+            return Recovered(Phase.ROLLED_BACK, rollback_reason=rollback,
+                             rollback_found_done=True)
+        return Recovered(Phase.ROLLING_BACK, rollback_reason=rollback)
+    if not weight_known:
+        return Recovered(
+            Phase.PAUSED, pause_reason="traffic provider unreachable: the real weight is unknown"
+        )
+    if weight >= 100:
+        return Recovered(Phase.PROMOTED)
+    if weight == 0 and journal_phase in ("rolled_back", "rollback_failed"):
+        return Recovered(Phase.ROLLED_BACK)
+    if step_index < 0:
+        return Recovered(Phase.PENDING)
+    if journal_phase == "paused":
+        return Recovered(
+            Phase.PAUSED, pause_reason=after.get("pause_reason", "paused before restart")
+        )
+    return Recovered(Phase.PROGRESSING, bake_elapsed=bake_from_journal(records, weight, now))
