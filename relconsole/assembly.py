@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from relconsole.clock import Clock
 from relconsole.config import ConfigError, LoadedConfig, load_config
@@ -23,18 +23,42 @@ from relconsole.engine.paths import current_actor, state_dir
 from relconsole.engine.release import ReleaseEngine
 from relconsole.model import Actor, Mode
 from relconsole.providers import registry
-from relconsole.providers.base import BuildContext, ProviderError
+from relconsole.providers.base import (
+    BuildContext,
+    FlagProvider,
+    MetricsProvider,
+    ProviderError,
+    TrafficProvider,
+)
 from relconsole.providers.sim import SCENARIOS
+
+P = TypeVar("P")
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 
 
 @dataclass
 class Providers:
-    metrics: Any = None
-    traffic: Any = None
-    flags: Any = None
+    traffic: TrafficProvider
+    metrics: MetricsProvider | None = None
+    flags: FlagProvider | None = None
     shared: dict[str, Any] = field(default_factory=dict)
+
+
+def _provider(
+    cfg: LoadedConfig, kind: str, build: Callable[[dict[str, Any]], P]
+) -> P | None:
+    """One configured adapter (None when its block is absent); errors name its line."""
+    settings = cfg.providers.get(kind)
+    if settings is None:
+        return None
+    try:
+        return build(settings)
+    except ProviderError as exc:
+        raise cfg.error(
+            ("providers", kind), str(exc),
+            "Fix this provider block; `relconsole check` tries every provider.",
+        ) from None
 
 
 def build_providers(
@@ -45,22 +69,14 @@ def build_providers(
     shared = shared if shared is not None else {}
     shared.setdefault("state_dir", state_dir(state or cfg.state_dir))
     ctx = BuildContext(plan=cfg.plan, clock=clock, versions=dict(cfg.versions), shared=shared)
-    built = Providers(shared=ctx.shared)
-    for kind in ("metrics", "traffic", "flags"):
-        settings = cfg.providers.get(kind)
-        if settings is None:
-            continue
-        try:
-            setattr(built, kind, registry.build(kind, settings, ctx))
-        except ProviderError as exc:
-            raise cfg.error(
-                ("providers", kind), str(exc),
-                "Fix this provider block; `relconsole check` tries every provider.",
-            ) from None
-    if built.traffic is None:
+    # A fixed order: providers that share one world (the simulator) meet it alike each run.
+    metrics = _provider(cfg, "metrics", lambda s: registry.build_metrics(s, ctx))
+    traffic = _provider(cfg, "traffic", lambda s: registry.build_traffic(s, ctx))
+    flags = _provider(cfg, "flags", lambda s: registry.build_flags(s, ctx))
+    if traffic is None:
         raise cfg.error(("providers",), "no traffic provider is configured",
                         "Add providers.traffic (for example {type: sim}).")
-    return built
+    return Providers(traffic=traffic, metrics=metrics, flags=flags, shared=ctx.shared)
 
 
 @dataclass

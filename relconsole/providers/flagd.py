@@ -38,6 +38,7 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ from relconsole.model import Flag, FlagKind
 from relconsole.providers._http import iso_time
 from relconsole.providers.base import BuildContext, ProviderError
 
+# The stdlib's own JSON string-literal reader; typeshed does not declare it.
+scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 SCHEMA_FILE = Path(__file__).with_name("flagd_schema.json")
 
 
@@ -121,7 +124,7 @@ def _member_span(text: str, start: int, key: str) -> tuple[int, int] | None:
             i += 1
         if i >= len(text) or text[i] != '"':
             return None
-        name, i = json.decoder.scanstring(text, i + 1)
+        name, i = scanstring(text, i + 1)
         while text[i] in _WS:
             i += 1
         if text[i] != ":":

@@ -25,7 +25,7 @@ Every call carries ``Authorization: Api-Key <key>``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 
@@ -174,7 +174,7 @@ class FlagsmithFlags:
         await self.api.close()
 
 
-def _id(value: Any) -> bool:
+def _id(value: Any) -> TypeGuard[int]:
     """Flagsmith ids are integers; anything else (a list, a dict, true) is no id at all."""
     return type(value) is int
 

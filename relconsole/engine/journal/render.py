@@ -70,7 +70,7 @@ def _details(data: Any) -> str:
     """The gate values behind an automatic action, or the data as short key=value pairs."""
     if not isinstance(data, dict):
         return "" if data is None else _value(data)
-    parts = []
+    parts: list[str] = []
     for k, v in data.items():
         if isinstance(v, list) and v and all(isinstance(g, dict) and "gate" in g for g in v):
             parts.extend(_gate(str(g["gate"]), g) for g in v)

@@ -333,7 +333,8 @@ class Journal:
                 raise JournalError(
                     f"cannot write journal {self.path}: {explain_os_error(exc)}"
                 ) from exc
-        return json.loads(line)
+        record: dict[str, Any] = json.loads(line)
+        return record
 
     def _build_line(
         self,
