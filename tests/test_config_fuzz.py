@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from relconsole.config import ConfigError, LoadedConfig, load_config
+from relconsole.config import ConfigError, ConfigProblems, LoadedConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = yaml.safe_load((ROOT / "config.example.yaml").read_text())
@@ -107,6 +107,32 @@ def test_plausible_configs_with_a_few_things_wrong(tmp_path, edits):
         except (KeyError, IndexError, TypeError):
             continue  # an earlier edit removed or replaced the parent
     load_text(tmp_path, yaml.safe_dump(doc, allow_unicode=True))
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(PATHS), yaml_values, st.booleans()), max_size=4))
+def test_collecting_every_problem_agrees_with_stopping_at_the_first(tmp_path, edits):
+    """collect=True finds what the plain load finds, and more, each problem on one line."""
+    doc = copy.deepcopy(EXAMPLE)
+    for path, value, delete in edits:
+        try:
+            _set(doc, path, value, delete)
+        except (KeyError, IndexError, TypeError):
+            continue
+    first = load_text(tmp_path, yaml.safe_dump(doc, allow_unicode=True))
+    try:
+        every = load_config(tmp_path / "fuzz.yaml", resolve_secrets=False, collect=True)
+    except ConfigProblems as exc:
+        every = exc
+    if isinstance(first, LoadedConfig):
+        assert isinstance(every, LoadedConfig) and every.plan == first.plan
+        return
+    assert isinstance(every, ConfigProblems)
+    messages = [str(p) for p in every.problems]
+    assert str(first) in messages
+    assert all("fuzz.yaml" in m and "\n" not in m for m in messages)
+    lines = [p.line for p in every.problems if p.line is not None]
+    assert lines == sorted(lines)
 
 
 def test_the_unmodified_example_loads(tmp_path):

@@ -7,13 +7,14 @@ adapter and the key (the loader adds file and line), and never quote a secret.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from relconsole.config import Secret, parse_duration
+from relconsole.durations import parse_duration
 from relconsole.providers.base import ProviderError
+from relconsole.secrets import Secret
+from relconsole.suggest import did_you_mean
 
 
 class Settings:
@@ -26,8 +27,7 @@ class Settings:
         unknown = sorted(set(raw) - set(self.allowed))
         if unknown:
             first = unknown[0]
-            close = difflib.get_close_matches(first, self.allowed, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(first, self.allowed, inline=True)
             known = ", ".join(k for k in self.allowed if k != "type")
             raise self.error(f"unknown setting '{first}'{hint}; known settings: {known}")
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relconsole.config import Secret
 from relconsole.model import Role, ServerHealth, TrafficState
 from relconsole.providers._settings import Settings, kind_of
 from relconsole.providers.base import BuildContext, ProviderError
+from relconsole.secrets import Secret
 
 NAME = "command"
 INTENTS = ("set_weight", "status", "promote", "rollback")

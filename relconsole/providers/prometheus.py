@@ -28,10 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from relconsole.clock import Clock
-from relconsole.config import Secret
 from relconsole.model import MetricPair, MetricSpec, Reading, Role
 from relconsole.providers._settings import Settings, kind_of
 from relconsole.providers.base import BuildContext, ProviderError
+from relconsole.secrets import Secret
 
 NAME = "prometheus"
 # `{{version}}` (spaces allowed inside the braces) is the only placeholder.

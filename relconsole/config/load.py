@@ -1,0 +1,322 @@
+"""Read one configuration file, check it, resolve its secrets, build the release plan.
+
+The checks run in stages: the YAML, the schema, the rules between fields, the
+secrets, and (for `relconsole check`) the provider type names. By default the first
+problem stops the load and is raised as a ConfigError. With collect=True every stage
+runs as far as the file allows, and all problems are raised together as
+ConfigProblems, because a user would rather learn of three typos at once than of
+one, three times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from relconsole.config.errors import (
+    ConfigError,
+    ConfigProblems,
+    KeyPath,
+    by_line,
+    format_key,
+    line_near,
+)
+from relconsole.config.explain import validation_errors
+from relconsole.config.provider_blocks import check_secrets, check_types
+from relconsole.config.rules import Parts, check_all
+from relconsole.config.schema import (
+    MAY_BE_EMPTY,
+    PRODUCTION_NAMES,
+    PROVIDER_KINDS,
+    TEXT_PATHS,
+    FlagsAuditModel,
+    RootModel,
+    matches,
+)
+from relconsole.config.yaml_lines import Composer, compose
+from relconsole.model import FlagAuditPolicy, FlagKind, GateSpec, MetricSpec, ReleasePlan, Step
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    plan: ReleasePlan
+    providers: dict[str, dict[str, Any]]
+    versions: dict[str, str]
+    theme: str | None
+    state_dir: Path | None
+    lines: dict[KeyPath, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The 1-based line a key path was written on, or None when it is not in the file."""
+        return self.lines.get(tuple(path))
+
+    def error(self, key_path: tuple[str | int, ...], problem: str, hint: str) -> ConfigError:
+        """A ConfigError for a key path; a key that is not in the file gets its parent's line."""
+        return ConfigError(
+            self.path, line_near(self.lines, key_path), format_key(key_path), problem, hint
+        )
+
+
+class _Problems:
+    """Where problems go: the first raised at once, or (collect=True) all kept to the end."""
+
+    def __init__(self, collect: bool) -> None:
+        self.collect = collect
+        self.found: list[ConfigError] = []
+
+    def add(self, errors: Iterable[ConfigError]) -> None:
+        errors = list(errors)
+        if errors and not self.collect:
+            raise by_line(errors)[0]
+        self.found.extend(errors)
+
+    def stop(self, error: ConfigError) -> NoReturn:
+        """A problem after which nothing more of the file can be read."""
+        if self.collect:
+            raise ConfigProblems([*self.found, error])
+        raise error
+
+    def finish(self) -> None:
+        if self.found:
+            raise ConfigProblems(self.found)
+
+
+def load_config(
+    path: str | Path,
+    *,
+    resolve_secrets: bool = True,
+    secret_timeout: float = 3.0,
+    collect: bool = False,
+    provider_types: Mapping[str, Sequence[str]] | None = None,
+) -> LoadedConfig:
+    """Read, validate and (by default) resolve the secrets of one configuration file.
+
+    Raises ConfigError — exactly one, the first problem by line — for anything wrong;
+    with collect=True, ConfigProblems holding every problem found, sorted by line.
+    With resolve_secrets=False, secret references stay as their "env:…"/"keyring:…" text.
+    `provider_types` (kind -> the adapter names that exist) also checks every `type:`.
+    """
+    path = Path(path)
+    problems = _Problems(collect)
+    data, composer = _compose(path, _read(path), problems)
+    lines = composer.lines
+
+    def fail(key: KeyPath, problem: str, hint: str) -> ConfigError:
+        return ConfigError(path, line_near(lines, key), format_key(key), problem, hint)
+
+    data = _normalise(data, composer)
+    model, schema_errors = _validate(path, data, lines)
+    problems.add(schema_errors)
+    parts = Parts.of_model(model) if model is not None else Parts.of_data(data)
+    problems.add(check_all(parts, fail))
+
+    providers = _provider_settings(model, data)
+    check_secrets(
+        providers,
+        resolve_them=resolve_secrets,
+        timeout=secret_timeout,
+        fail=fail,
+        report=lambda error: problems.add([error]),
+    )
+    if provider_types is not None:
+        problems.add(check_types(providers, provider_types, fail))
+    problems.finish()
+    if model is None:  # pragma: no cover - an invalid model always left a problem
+        raise AssertionError("invalid configuration without a problem")
+    return LoadedConfig(
+        path=path,
+        plan=to_plan(model),
+        providers=providers,
+        versions={
+            "canary": model.versions.canary or model.release.version,
+            "baseline": model.versions.baseline,
+        },
+        theme=model.ui.theme,
+        state_dir=_state_dir(path, model.state.dir),
+        lines=dict(lines),
+    )
+
+
+def to_plan(model: RootModel) -> ReleasePlan:
+    """The release plan a valid file describes."""
+    release = model.release
+    production = release.production
+    if production is None:
+        production = release.environment.strip().lower() in PRODUCTION_NAMES
+    return ReleasePlan(
+        service=release.service,
+        version=release.version,
+        environment=release.environment,
+        strategy=release.strategy,
+        steps=tuple(Step(weight=s.weight, bake=s.bake) for s in release.steps),
+        auto_advance=release.auto_advance,
+        auto_rollback=release.auto_rollback,
+        poll_interval=release.poll_interval,
+        stale_after=release.stale_after,
+        call_timeout=release.call_timeout,
+        metrics=tuple(
+            MetricSpec(name=n, query=m.query, unit=m.unit) for n, m in model.metrics.items()
+        ),
+        gates=tuple(
+            GateSpec(
+                metric=g.metric,
+                max=g.max,
+                min=g.min,
+                max_increase=g.max_increase,
+                max_ratio=g.max_ratio,
+                failure_limit=g.failure_limit,
+                inconclusive_limit=g.inconclusive_limit,
+            )
+            for g in model.gates
+        ),
+        release_flags=tuple(release.flags),
+        baseline_version=model.versions.baseline,
+        rollback_retry_max=release.rollback.retry_max,
+        rollback_give_up=release.rollback.give_up,
+        production=production,
+        kill_flags_on_rollback=release.rollback.kill_flags,
+        flags_audit=_audit_policy(model.flags_audit),
+    )
+
+
+def _audit_policy(section: FlagsAuditModel) -> FlagAuditPolicy:
+    """The audit policy: the defaults, with whatever the file overrides."""
+    default = FlagAuditPolicy()
+    lifetimes = dict(default.lifetime_days)
+    for name, days in section.lifetime_days.items():
+        lifetimes[FlagKind(name)] = days
+    return FlagAuditPolicy(
+        lifetime_days=tuple(lifetimes.items()),
+        stale_full_on_days=section.stale_full_on_days,
+        naming=default.naming if section.naming is None else section.naming,
+    )
+
+
+def _state_dir(path: Path, configured: str | None) -> Path | None:
+    if configured is None:
+        return None
+    state_dir = Path(configured).expanduser()
+    # Relative to the file, not the working directory: the same file, the same journal.
+    return state_dir if state_dir.is_absolute() else path.absolute().parent / state_dir
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path,
+            None,
+            "",
+            "file not found",
+            "Pass -c PATH, or copy config.example.yaml to relconsole.yaml",
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            path, None, "", "is a directory, not a file", "Pass the path of the YAML file with -c"
+        ) from None
+    except PermissionError:
+        raise ConfigError(
+            path, None, "", "permission denied", "Make the file readable by this user"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            path, None, "", f"is not UTF-8 text (byte {exc.start})", "Save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            path, None, "", f"cannot be read ({exc.strerror or exc})", "Check the path"
+        ) from None
+
+
+def _compose(path: Path, text: str, problems: _Problems) -> tuple[dict[str, Any], Composer]:
+    if not problems.collect:
+        return compose(path, text)
+    duplicates: list[ConfigError] = []
+    stopped = None
+    try:
+        data, composer = compose(path, text, duplicates)
+    except ConfigError as exc:
+        stopped = exc
+    problems.add(duplicates)
+    if stopped is not None:  # raised here, so the first error is not chained to the rest
+        problems.stop(stopped)
+    return data, composer
+
+
+def _validate(
+    path: Path, data: dict[str, Any], lines: dict[KeyPath, int]
+) -> tuple[RootModel | None, list[ConfigError]]:
+    try:
+        return RootModel.model_validate(data), []
+    except ValidationError as exc:
+        errors = validation_errors(path, exc, lines)
+    return None, errors  # returned, not raised in the `except`: pydantic's error quotes input
+
+
+def _provider_settings(model: RootModel | None, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each provider block as the adapter will read it (type plus the rest, as written).
+
+    From an invalid file, whichever blocks are mappings, so their secrets are checked too.
+    """
+    raw = data.get("providers")
+    providers: dict[str, dict[str, Any]] = {}
+    for kind in PROVIDER_KINDS:
+        if model is not None:
+            block = getattr(model.providers, kind)
+            if block is not None:
+                providers[kind] = {**data["providers"][kind], "type": block.type}
+        elif isinstance(raw, dict) and isinstance(raw.get(kind), dict):
+            providers[kind] = dict(raw[kind])
+    return providers
+
+
+def _get(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _normalise(data: dict[str, Any], composer: Composer) -> dict[str, Any]:
+    """Drop empty optional sections and give back the source text of numbers in text fields."""
+    for path in MAY_BE_EMPTY:
+        parent = _get(data, path[:-1])
+        if isinstance(parent, dict) and path[-1] in parent and parent[path[-1]] is None:
+            del parent[path[-1]]
+    metrics = data.get("metrics")
+    if isinstance(metrics, dict):
+        for name, spec in metrics.items():
+            if spec is None:
+                metrics[name] = {}
+
+    def walk(node: Any, path: KeyPath) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                visit(node, k, v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                visit(node, i, v, (*path, i))
+
+    def visit(container: Any, k: Any, v: Any, path: KeyPath) -> None:
+        if isinstance(v, (dict, list)):
+            walk(v, path)
+        elif (
+            isinstance(v, (int, float, date, bool))
+            and any(matches(p, path) for p in TEXT_PATHS)
+            and path in composer.raw
+        ):
+            container[k] = composer.raw[path]
+
+    walk(data, ())
+    return data

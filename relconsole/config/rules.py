@@ -1,0 +1,227 @@
+"""Rules between fields, which pydantic cannot express one field at a time.
+
+Each rule is a small function over the `Parts` it needs and returns every problem it
+finds. `Parts` comes from a valid model, or (when collecting every problem of a file)
+from whatever parts of an invalid file are valid on their own; a part that is not
+valid is None and the rules about it are skipped, since the schema already said why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from relconsole.config.errors import ConfigError, KeyPath, by_line
+from relconsole.config.schema import (
+    THRESHOLDS,
+    FlagsAuditModel,
+    GateModel,
+    ReleaseModel,
+    RootModel,
+    StepModel,
+    valid_fields,
+)
+from relconsole.model import FlagKind
+from relconsole.suggest import clip, did_you_mean
+
+Fail = Callable[[KeyPath, str, str], ConfigError]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the rules look at; None (or left out) where that part is not valid."""
+
+    steps: list[StepModel] | None = None
+    poll_interval: float | None = None
+    stale_after: float | None = None
+    gates: tuple[tuple[int, GateModel], ...] = ()  # (index in the file, gate)
+    gates_written: bool = False  # even when some of them are not valid
+    metric_names: tuple[str, ...] | None = None
+    metrics_provider: bool | None = None  # is providers.metrics there
+    flag_kinds: tuple[str, ...] = ()  # the keys of flags_audit.lifetime_days
+    naming: str | None = None
+
+    @classmethod
+    def of_model(cls, model: RootModel) -> Parts:
+        release = model.release
+        return cls(
+            steps=release.steps,
+            poll_interval=release.poll_interval,
+            stale_after=release.stale_after,
+            gates=tuple(enumerate(model.gates)),
+            gates_written=bool(model.gates),
+            metric_names=tuple(model.metrics),
+            metrics_provider=model.providers.metrics is not None,
+            flag_kinds=tuple(model.flags_audit.lifetime_days),
+            naming=model.flags_audit.naming,
+        )
+
+    @classmethod
+    def of_data(cls, data: dict[str, Any]) -> Parts:
+        """The parts of a file that failed validation which are still valid on their own."""
+        release = valid_fields(ReleaseModel, data.get("release"))
+        raw_gates = data.get("gates")
+        gates: list[tuple[int, GateModel]] = []
+        if isinstance(raw_gates, list):
+            for index, raw in enumerate(raw_gates):
+                # Only a wholly valid gate: with a misspelt `maks:` it would also seem to
+                # have no threshold, which is the same mistake told twice.
+                with contextlib.suppress(ValidationError):
+                    gates.append((index, GateModel.model_validate(raw)))
+        metrics = data.get("metrics", {})
+        providers = data.get("providers")
+        audit = data.get("flags_audit", {})
+        lifetimes = audit.get("lifetime_days", {}) if isinstance(audit, dict) else None
+        return cls(
+            steps=release.get("steps"),
+            poll_interval=release.get("poll_interval"),
+            stale_after=release.get("stale_after"),
+            gates=tuple(gates),
+            gates_written=isinstance(raw_gates, list) and bool(raw_gates),
+            metric_names=tuple(metrics) if isinstance(metrics, dict) else None,
+            metrics_provider=(
+                providers.get("metrics") is not None if isinstance(providers, dict) else None
+            ),
+            flag_kinds=tuple(lifetimes) if isinstance(lifetimes, dict) else (),
+            naming=valid_fields(FlagsAuditModel, audit).get("naming"),
+        )
+
+
+def check_steps(parts: Parts, fail: Fail) -> list[ConfigError]:
+    steps = parts.steps
+    if steps is None:
+        return []
+    if not steps:
+        return [
+            fail(
+                ("release", "steps"),
+                "no steps",
+                "Add at least one step, e.g. steps: [{weight: 10, bake: 2m}, {weight: 100}]",
+            )
+        ]
+    problems = []
+    for i in range(1, len(steps)):
+        if steps[i].weight <= steps[i - 1].weight:
+            problems.append(
+                fail(
+                    ("release", "steps", i, "weight"),
+                    f"weights must increase ({steps[i].weight} after {steps[i - 1].weight})",
+                    "Make each step's weight larger than the one before",
+                )
+            )
+            break  # one step out of order makes every later one look wrong too
+    if steps[-1].weight != 100:
+        problems.append(
+            fail(
+                ("release", "steps", len(steps) - 1, "weight"),
+                f"the last step must send 100% of traffic to the canary (it is {steps[-1].weight})",
+                "End the steps with - {weight: 100}",
+            )
+        )
+    return problems
+
+
+def check_timing(parts: Parts, fail: Fail) -> list[ConfigError]:
+    stale, poll = parts.stale_after, parts.poll_interval
+    if stale is None or poll is None or stale >= poll:
+        return []
+    return [
+        fail(
+            ("release", "stale_after"),
+            f"stale_after ({stale:g}s) is shorter than poll_interval "
+            f"({poll:g}s), so every reading would be stale",
+            "Make stale_after at least poll_interval, or leave it out (3x poll_interval)",
+        )
+    ]
+
+
+def check_gates(parts: Parts, fail: Fail) -> list[ConfigError]:
+    problems = []
+    if parts.gates_written and parts.metrics_provider is False:
+        problems.append(
+            fail(
+                ("gates",),
+                "gates are defined but there is no metrics provider, so no gate could ever pass",
+                "Add providers.metrics (e.g. {type: sim} or {type: prometheus, url: ...}), "
+                "or remove the gates",
+            )
+        )
+    known = parts.metric_names
+    for i, gate in parts.gates:
+        if known is not None and gate.metric not in known:
+            if known:
+                hint = _sentences(
+                    did_you_mean(gate.metric, known), f"Known metrics: {', '.join(known)}"
+                )
+            else:
+                hint = "No metrics are defined; add a metrics: section that defines it"
+            problems.append(
+                fail(("gates", i, "metric"), f"gate names unknown metric '{clip(gate.metric)}'",
+                     hint)
+            )
+        if all(getattr(gate, t) is None for t in THRESHOLDS):
+            problems.append(
+                fail(
+                    ("gates", i),
+                    f"gate on '{clip(gate.metric)}' has no threshold",
+                    f"Give it at least one of {', '.join(THRESHOLDS)}",
+                )
+            )
+        if gate.min is not None and gate.max is not None and gate.min > gate.max:
+            problems.append(
+                fail(
+                    ("gates", i, "min"),
+                    f"min ({gate.min:g}) is above max ({gate.max:g}), so no value could pass",
+                    "Make min smaller than max",
+                )
+            )
+    return problems
+
+
+def check_flags_audit(parts: Parts, fail: Fail) -> list[ConfigError]:
+    problems = []
+    kinds = [k.value for k in FlagKind]
+    for name in parts.flag_kinds:
+        if name not in kinds:
+            problems.append(
+                fail(
+                    ("flags_audit", "lifetime_days", name),
+                    f"unknown flag type '{clip(name)}'",
+                    _sentences(did_you_mean(name, kinds), f"Flag types: {', '.join(kinds)}"),
+                )
+            )
+    if parts.naming is not None:
+        try:
+            re.compile(parts.naming)
+        except re.error as exc:
+            problems.append(
+                fail(
+                    ("flags_audit", "naming"),
+                    f"is not a regular expression ({exc})",
+                    "Write a Python regular expression, quoted in single quotes, "
+                    "e.g. '^[a-z0-9]+-[a-z0-9-]+-(release|ops)$'",
+                )
+            )
+    return problems
+
+
+def _sentences(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+RULES: tuple[Callable[[Parts, Fail], list[ConfigError]], ...] = (
+    check_steps,
+    check_timing,
+    check_gates,
+    check_flags_audit,
+)
+
+
+def check_all(parts: Parts, fail: Fail) -> list[ConfigError]:
+    """Every rule's problems, sorted by line."""
+    return by_line(problem for rule in RULES for problem in rule(parts, fail))

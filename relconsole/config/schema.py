@@ -1,0 +1,276 @@
+"""The shape of a configuration file: pydantic models, and tables keyed by key path.
+
+The models check one field at a time; rules between fields are in `rules.py`. The
+tables say, for a key path, which model reads it, whether YAML may have mistaken its
+text for a number, whether it may be written empty, and what a good value looks like
+(for hints). "*" in a table's key path stands for any key or index.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+
+from relconsole.config.errors import KeyPath
+from relconsole.durations import DurationError, parse_duration
+
+STRATEGIES = ("canary", "blue-green", "rolling", "ab", "shadow")
+PROVIDER_KINDS = ("metrics", "traffic", "flags", "notify")
+PRODUCTION_NAMES = frozenset({"production", "prod"})
+THRESHOLDS = ("max", "min", "max_increase", "max_ratio")
+
+
+def _duration(value: Any) -> Any:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        # The problem and hint travel in ctx, so explain.py can show them apart.
+        raise PydanticCustomError(
+            "duration", "{problem}", {"problem": exc.problem, "hint": exc.hint}
+        ) from None
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic would read `weight: true` as 1; a boolean where a number belongs is a mistake.
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "bool_not_number", "{problem}", {"problem": "must be a number, not true/false"}
+        )
+    return value
+
+
+def _never(value: Any) -> Any:
+    # `release: never` reads better than a null for "this kind of flag does not expire".
+    if isinstance(value, str) and value.strip().lower() == "never":
+        return None
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1)]
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Finite = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+Days = Annotated[Finite, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepModel(_Strict):
+    weight: Int = Field(ge=0, le=100)
+    bake: Duration = 0.0
+
+
+class RollbackModel(_Strict):
+    retry_max: PositiveDuration = 30.0
+    give_up: Duration = 600.0
+    kill_flags: bool = False  # kill the release's flags first, then revert traffic
+
+
+class ReleaseModel(_Strict):
+    service: Text
+    version: Text
+    environment: Text
+    strategy: Literal["canary", "blue-green", "rolling", "ab", "shadow"] = "canary"
+    steps: list[StepModel]
+    auto_advance: bool = False
+    auto_rollback: bool = True
+    poll_interval: PositiveDuration = 5.0
+    stale_after: PositiveDuration | None = None
+    call_timeout: PositiveDuration = 5.0
+    production: bool | None = None
+    flags: list[Text] = Field(default_factory=list)
+    rollback: RollbackModel = Field(default_factory=RollbackModel)
+
+
+class ProviderModel(BaseModel):
+    """One providers.<kind> block: `type` plus whatever the adapter reads (checked later)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Text
+
+
+class ProvidersModel(_Strict):
+    traffic: ProviderModel
+    metrics: ProviderModel | None = None
+    flags: ProviderModel | None = None
+    notify: ProviderModel | None = None
+
+
+class VersionsModel(_Strict):
+    canary: Text | None = None
+    baseline: str = ""
+
+
+class MetricModel(_Strict):
+    query: str = ""
+    unit: str = ""
+
+
+class GateModel(_Strict):
+    metric: Text
+    max: Finite | None = None
+    min: Finite | None = None
+    max_increase: Finite | None = None
+    max_ratio: Annotated[Finite, Field(gt=0)] | None = None
+    failure_limit: Int = Field(default=1, ge=1)
+    inconclusive_limit: Int = Field(default=6, ge=1)
+
+
+class UIModel(_Strict):
+    theme: Text | None = None
+
+
+class StateModel(_Strict):
+    dir: Text | None = None
+
+
+class FlagsAuditModel(_Strict):
+    lifetime_days: dict[str, Annotated[Days | None, BeforeValidator(_never)]] = Field(
+        default_factory=dict
+    )
+    stale_full_on_days: Days = 14.0
+    naming: str | None = None
+
+
+class RootModel(_Strict):
+    release: ReleaseModel
+    providers: ProvidersModel
+    versions: VersionsModel = Field(default_factory=VersionsModel)
+    metrics: dict[str, MetricModel] = Field(default_factory=dict)
+    gates: list[GateModel] = Field(default_factory=list)
+    ui: UIModel = Field(default_factory=UIModel)
+    state: StateModel = Field(default_factory=StateModel)
+    flags_audit: FlagsAuditModel = Field(default_factory=FlagsAuditModel)
+
+
+# Which model a mapping at a key path is validated by.
+MODELS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): RootModel,
+    ("release",): ReleaseModel,
+    ("release", "steps", "*"): StepModel,
+    ("release", "rollback"): RollbackModel,
+    ("providers",): ProvidersModel,
+    ("versions",): VersionsModel,
+    ("metrics", "*"): MetricModel,
+    ("gates", "*"): GateModel,
+    ("ui",): UIModel,
+    ("state",): StateModel,
+    ("flags_audit",): FlagsAuditModel,
+}
+
+# Text values that YAML may have read as a number, date or boolean ("2.10", 2024-05-01).
+TEXT_PATHS: tuple[tuple[str, ...], ...] = (
+    ("release", "service"),
+    ("release", "version"),
+    ("release", "environment"),
+    ("release", "flags", "*"),
+    ("providers", "*", "type"),
+    ("versions", "canary"),
+    ("versions", "baseline"),
+    ("metrics", "*", "query"),
+    ("metrics", "*", "unit"),
+    ("gates", "*", "metric"),
+    ("ui", "theme"),
+    ("state", "dir"),
+    ("flags_audit", "naming"),
+)
+
+# Sections and lists that may be written empty (`gates:` with every entry commented out).
+MAY_BE_EMPTY: tuple[tuple[str, ...], ...] = (
+    ("versions",),
+    ("metrics",),
+    ("gates",),
+    ("ui",),
+    ("state",),
+    ("release", "flags"),
+    ("release", "rollback"),
+    ("flags_audit",),
+    ("flags_audit", "lifetime_days"),
+)
+
+# One-line examples used in hints.
+EXAMPLES: dict[tuple[str, ...], str] = {
+    ("release",): "release: {service: checkout-api, version: 2.3.0, environment: production, "
+    "steps: [...]}",
+    ("release", "service"): "service: checkout-api",
+    ("release", "version"): "version: 2.3.0",
+    ("release", "environment"): "environment: production",
+    ("release", "steps"): "steps: [{weight: 10, bake: 2m}, {weight: 100}]",
+    ("release", "steps", "*"): "- {weight: 10, bake: 2m}",
+    ("release", "steps", "*", "weight"): "weight: 10",
+    ("release", "flags"): "flags: [checkout-new-pricing-release]",
+    ("release", "rollback"): "rollback: {retry_max: 30s, give_up: 10m, kill_flags: true}",
+    ("providers",): "providers: {traffic: {type: sim}}",
+    ("providers", "*"): "{type: sim}",
+    ("providers", "traffic"): "traffic: {type: sim}",
+    ("providers", "*", "type"): "type: sim",
+    ("versions",): "versions: {canary: 2.3.0, baseline: 2.2.1}",
+    ("metrics",): "metrics: {error_rate: {query: '...', unit: ratio}}",
+    ("metrics", "*"): "error_rate: {query: '...', unit: ratio}",
+    ("gates",): "gates: [{metric: error_rate, max: 0.01}]",
+    ("gates", "*"): "- {metric: error_rate, max: 0.01}",
+    ("gates", "*", "metric"): "metric: error_rate",
+    ("ui",): "ui: {theme: dark}",
+    ("state",): "state: {dir: ./state}",
+    ("flags_audit",): "flags_audit: {lifetime_days: {release: 40}, stale_full_on_days: 14}",
+    ("flags_audit", "lifetime_days"): "lifetime_days: {release: 40, operational: 7}",
+    ("flags_audit", "lifetime_days", "*"): "release: 40",
+    ("flags_audit", "stale_full_on_days"): "stale_full_on_days: 14",
+}
+
+
+def matches(pattern: tuple[str, ...], path: KeyPath) -> bool:
+    return len(pattern) == len(path) and all(
+        p == "*" or p == k for p, k in zip(pattern, path, strict=True)
+    )
+
+
+def lookup(table: dict[tuple[str, ...], Any], path: KeyPath) -> Any:
+    """The entry of a key-path table that matches `path`, or None."""
+    for pattern, value in table.items():
+        if matches(pattern, path):
+            return value
+    return None
+
+
+@cache
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model.model_fields[name]
+    # The field's type with its constraints and validators, built at run time.
+    field_type: Any = Annotated[info.annotation, info]
+    return TypeAdapter(field_type)
+
+
+def valid_fields(model: type[BaseModel], raw: object) -> dict[str, Any]:
+    """The fields of `raw` that are valid on their own, plus defaults for those left out.
+
+    A model with one bad field is not valid, but its other fields still are; the
+    cross-field rules use them to find more problems in the same pass.
+    """
+    if not isinstance(raw, dict):
+        return {}
+    found: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in raw:
+            if not info.is_required():
+                found[name] = info.get_default(call_default_factory=True)
+            continue
+        try:
+            found[name] = _field_adapter(model, name).validate_python(raw[name])
+        except ValidationError:
+            continue
+    return found
