@@ -23,6 +23,8 @@ services:
 
 lint: $(STAMP)
 	$(BIN)/ruff check relconsole tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: $(STAMP) services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

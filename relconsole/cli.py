@@ -1,7 +1,7 @@
 """Command line: argument parsing and exit codes; builds everything below.
 
-Exit codes (DESIGN.md): 0 success, 1 internal error, 2 bad usage or config, 3 rolled
-back, 4 left paused for a human, 130 interrupted.
+Exit codes (`ExitCode`, docs/design.md): 0 success, 1 internal error, 2 bad usage or
+config, 3 rolled back, 4 left paused for a human, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,20 +15,24 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relconsole import __version__
-from relconsole.config import ConfigError, LoadedConfig, load_config
-from relconsole.headless import EXIT_ERROR, format_value, run_headless
+from relconsole.clock import SystemClock, clock_text
+from relconsole.config import ConfigError, ConfigProblems, LoadedConfig, load_config
+from relconsole.exit_codes import ExitCode
+from relconsole.headless import format_value, run_headless
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from relconsole.model import Flag
+
 DEFAULT_CONFIG = "relconsole.yaml"
 
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, exit code attached."""
 
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+    def __init__(self, message: str, code: int = ExitCode.ERROR) -> None:
         super().__init__(message)
         self.code = code
 
@@ -135,20 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------- helpers
 
 
-def _load(args: argparse.Namespace, *, resolve_secrets: bool = True) -> LoadedConfig:
+def _load(
+    args: argparse.Namespace, *, resolve_secrets: bool = True, **options: Any
+) -> LoadedConfig:
     path = Path(args.config)
     if not path.exists() and args.config == DEFAULT_CONFIG:
         raise CliError(
             f"{path}: no config file here. Pass one with -c FILE "
             "(config.example.yaml runs on the simulator), or try `relconsole demo`.",
-            EXIT_USAGE,
+            ExitCode.USAGE,
         )
-    return load_config(path, resolve_secrets=resolve_secrets)
+    return load_config(path, resolve_secrets=resolve_secrets, **options)
 
 
-def _clock(speed: float = 1.0):
-    from relconsole.clock import SystemClock
-
+def _clock(speed: float = 1.0) -> SystemClock:
     return SystemClock(speed)
 
 
@@ -196,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from relconsole.assembly import demo_config, demo_state_dir, open_session
 
     if args.speed <= 0:
-        raise CliError("--speed must be positive", EXIT_USAGE)
+        raise CliError("--speed must be positive", ExitCode.USAGE)
     cfg = demo_config(args.scenario, args.seed, auto_advance=not args.manual)
     if args.headless:
         cfg = dataclasses.replace(
@@ -246,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if session.lease is None and not args.watch:
         if args.headless:
             asyncio.run(session.close())
-            raise CliError(f"cannot drive: {session.take_over_hint()}", EXIT_ERROR)
+            raise CliError(f"cannot drive: {session.take_over_hint()}", ExitCode.ERROR)
         reason = _confirm_expired_take_over(session)
         if reason:
             asyncio.run(session.close())
@@ -259,7 +263,7 @@ def _take_over_reason(args: argparse.Namespace) -> str | None:
         return None
     if not args.reason.strip():
         raise CliError("--take-over needs --reason TEXT: taking a release from someone "
-                       "is journalled with why", EXIT_USAGE)
+                       "is journalled with why", ExitCode.USAGE)
     return args.reason.strip()
 
 
@@ -280,8 +284,17 @@ def _confirm_expired_take_over(session: Any) -> str | None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from relconsole.assembly import build_providers
+    from relconsole.providers import registry
 
-    cfg = _load(args)
+    # `check` is where a user fixes a file, so it lists every problem, not just the first;
+    # knowing the adapters here also catches a misspelt `type:` along with the rest.
+    known = {kind: registry.available(kind) for kind in ("metrics", "traffic", "flags")}
+    try:
+        cfg = _load(args, collect=True, provider_types=known)
+    except ConfigProblems as found:
+        for problem in found.problems:
+            print(f"relconsole: {problem}", file=sys.stderr)
+        return ExitCode.USAGE
     print(f"{cfg.path}: config ok ({cfg.plan.service} {cfg.plan.version} "
           f"→ {cfg.plan.environment}, {len(cfg.plan.steps)} steps, "
           f"{len(cfg.plan.gates)} gates)")
@@ -364,7 +377,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if snap.pause_reason:
             print(f"paused: {snap.pause_reason}")
         for p in snap.problems:
-            print(f"! {p.message} (since {time.strftime('%H:%M:%S', time.localtime(p.since))})")
+            print(f"! {p.message} (since {clock_text(p.since)})")
         units = {m.name: m.unit for m in plan.metrics}
         for g in snap.gates:
             unit = units.get(g.name, "")
@@ -387,7 +400,7 @@ def _drive(args: argparse.Namespace, action: Any) -> int:
                            take_over=_take_over_reason(args))
     if session.lease is None:
         asyncio.run(session.close())
-        raise CliError(f"cannot act: {session.take_over_hint()}", EXIT_ERROR)
+        raise CliError(f"cannot act: {session.take_over_hint()}", ExitCode.ERROR)
 
     async def go() -> int:
         try:
@@ -401,7 +414,7 @@ def _drive(args: argparse.Namespace, action: Any) -> int:
         finally:
             await session.close()
         print(result.message, file=sys.stdout if result.ok else sys.stderr)
-        return 0 if result.ok else EXIT_ERROR
+        return ExitCode.OK if result.ok else ExitCode.ERROR
 
     return asyncio.run(go())
 
@@ -426,13 +439,15 @@ def cmd_flags(args: argparse.Namespace) -> int:
     providers = build_providers(cfg, _clock(), state=args.state_dir)
     if providers.flags is None:
         raise CliError(f"{cfg.path}: no flag provider is configured (providers.flags)",
-                       EXIT_USAGE)
+                       ExitCode.USAGE)
 
-    async def go() -> list[Any]:
+    flags = providers.flags
+
+    async def go() -> list[Flag]:
         try:
-            return await asyncio.wait_for(providers.flags.list_flags(), cfg.plan.call_timeout)
+            return await asyncio.wait_for(flags.list_flags(), cfg.plan.call_timeout)
         finally:
-            await providers.flags.close()
+            await flags.close()
 
     try:
         listed = asyncio.run(go())
@@ -447,7 +462,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
             print(json.dumps([f.as_dict() for f in findings], indent=2))
         else:
             print(flags_audit.render_table(findings))
-        return 1 if findings else 0
+        return ExitCode.ERROR if findings else ExitCode.OK
     by_key = flags_audit.findings_by_key(findings)
     rows = [
         {"key": f.key, "type": f.kind.value, "enabled": f.enabled, "rollout": f.rollout,
@@ -473,7 +488,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
 def cmd_flag(args: argparse.Namespace) -> int:
     if args.flag_command == "set":
         if not 0 <= args.percent <= 100:
-            raise CliError(f"percent must be 0–100, got {args.percent}", EXIT_USAGE)
+            raise CliError(f"percent must be 0–100, got {args.percent}", ExitCode.USAGE)
         return _drive(args, lambda e: e.set_flag_rollout(args.key, args.percent, args.reason))
     enabled = args.flag_command == "restore"
     return _drive(args, lambda e: e.set_flag(args.key, enabled, args.reason))
@@ -487,7 +502,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
     path = journal_path(state_dir(args.state_dir or cfg.state_dir), cfg.plan.release_id)
     if not path.exists():
         raise CliError(f"no journal yet for {cfg.plan.release_id} (looked in {path})",
-                       EXIT_ERROR)
+                       ExitCode.ERROR)
     if args.verify:
         result = verify(path)
         if result.ok:
@@ -495,7 +510,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
             return 0
         for problem in result.problems:
             print(f"{path}: {problem}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
     journal = Journal(path, _clock(), current_actor(), release=cfg.plan.release_id,
                       read_only=True)
     records = journal.records()
@@ -533,18 +548,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"relconsole: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except CliError as exc:
         print(f"relconsole: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:
         if os.environ.get("RELCONSOLE_DEBUG"):
             raise
         print(f"relconsole: internal error: {type(exc).__name__}: {exc} "
               "(set RELCONSOLE_DEBUG=1 for a traceback)", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
 
 
 if __name__ == "__main__":

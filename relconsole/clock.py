@@ -1,7 +1,8 @@
 """Injected clocks: the engine, the simulator and the tests never read time directly.
 
 `SystemClock` is wall time (optionally sped up for the demo); `FastClock` jumps forward
-on every sleep so tests and benchmarks run hours of release in milliseconds.
+on every sleep so tests and benchmarks run hours of release in milliseconds. `clock_text`
+is how every front end and message writes one of their timestamps.
 """
 
 from __future__ import annotations
@@ -9,6 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Protocol
+
+
+def clock_text(at: float) -> str:
+    """An engine timestamp as local wall-clock time, HH:MM:SS.
+
+    The one spelling shared by the screen, the headless log and the engine's own
+    messages ("stale since 12:03:10"), so an operator can match them up by eye.
+    """
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 class Clock(Protocol):

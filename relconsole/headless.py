@@ -1,8 +1,9 @@
 """The headless front end: follow the step plan in a pipeline, one line per event.
 
 It drives the same engine as the TUI with `auto_advance` and `auto_rollback` on, and
-turns the outcome into the exit codes of DESIGN.md: 0 promoted, 3 rolled back, 4 left
-paused for a human, 130 interrupted (the release is paused where it stands).
+turns the outcome into the exit codes of docs/design.md (`ExitCode`): 0 promoted,
+3 rolled back, 4 left paused for a human, 130 interrupted (the release is paused where
+it stands).
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ import contextlib
 import json
 import signal
 import sys
-import time
 from typing import TextIO
 
+from relconsole.clock import clock_text
 from relconsole.engine.release import ReleaseEngine
-from relconsole.engine.state import Event, Snapshot
+from relconsole.engine.state import Event, EventKind, Snapshot
+from relconsole.exit_codes import ExitCode
 from relconsole.model import Mode, Phase
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_ROLLED_BACK = 3
-EXIT_PAUSED = 4
-EXIT_INTERRUPTED = 130
+# Events that move the release or judge it: their line carries the metrics it moved on.
+WITH_METRICS = frozenset({
+    EventKind.STEP, EventKind.PROMOTED, EventKind.ROLLBACK, EventKind.ROLLED_BACK,
+    EventKind.PAUSE, EventKind.VERDICT,
+})
 
 
 def format_value(name: str, value: float | None, unit: str) -> str:
@@ -61,7 +63,7 @@ class EventPrinter:
         if self.as_json:
             record = {
                 "time": event.at,
-                "event": event.kind,
+                "event": event.kind.value,
                 "message": event.message,
                 "phase": snap.phase.value,
                 "step": snap.step_index + 1,
@@ -74,9 +76,8 @@ class EventPrinter:
             }
             self.out.write(json.dumps(record, default=str) + "\n")
         else:
-            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-            line = f"{stamp} {event.kind:<11} {event.message}"
-            if event.kind in ("step", "promoted", "rollback", "rolled_back", "pause", "verdict"):
+            line = f"{clock_text(event.at)} {event.kind.value:<11} {event.message}"
+            if event.kind in WITH_METRICS:
                 metrics = _metrics_text(snap)
                 if metrics:
                     line += f"  [{metrics}]"
@@ -97,7 +98,7 @@ class JournalWarnings:
         self.shown = 0
 
     def flush(self) -> None:
-        warnings = self.engine.journal.warnings
+        warnings = self.engine.snapshot().journal_warnings
         for text in warnings[self.shown:]:
             self.err.write(f"relconsole: journal warning: {text}\n")
         if len(warnings) > self.shown:
@@ -105,14 +106,14 @@ class JournalWarnings:
         self.shown = len(warnings)
 
 
-def exit_code_for(phase: Phase) -> int | None:
+def exit_code_for(phase: Phase) -> ExitCode | None:
     """The exit code a headless run ends with in this phase, or None to keep going."""
     if phase is Phase.PROMOTED:
-        return EXIT_OK
+        return ExitCode.OK
     if phase is Phase.ROLLED_BACK:
-        return EXIT_ROLLED_BACK
+        return ExitCode.ROLLED_BACK
     if phase is Phase.PAUSED:
-        return EXIT_PAUSED
+        return ExitCode.PAUSED
     return None
 
 
@@ -122,7 +123,7 @@ async def run_headless(
     out: TextIO | None = None,
     as_json: bool = False,
     handle_signals: bool = True,
-) -> int:
+) -> ExitCode:
     out = out or sys.stdout
     engine.subscribe(on_event=EventPrinter(engine, out, as_json))
     interrupted = asyncio.Event()
@@ -146,7 +147,7 @@ async def run_headless(
                 # as if it still drove; the new driver owns the release now.
                 out.write("lease lost: another console drives this release now\n")
                 out.flush()
-                return EXIT_PAUSED
+                return ExitCode.PAUSED
             code = exit_code_for(engine.phase)
             if code is not None:
                 return code
@@ -157,7 +158,7 @@ async def run_headless(
                         "rollback not verified after "
                         f"{engine.plan.rollback_give_up:g}s — a human must take over\n"
                     )
-                    return EXIT_PAUSED
+                    return ExitCode.PAUSED
             if interrupted.is_set():
                 return await _interrupt(engine, out)
             snap = engine.snapshot()
@@ -179,10 +180,10 @@ async def run_headless(
             loop.remove_signal_handler(sig)
 
 
-async def _interrupt(engine: ReleaseEngine, out: TextIO) -> int:
+async def _interrupt(engine: ReleaseEngine, out: TextIO) -> ExitCode:
     """Leave the release paused where it stands: never half-changed."""
     if engine.phase in (Phase.PROGRESSING, Phase.PENDING):
         await engine.pause("interrupted: headless run stopped by a signal")
     out.write("interrupted: the release is left paused where it stands\n")
     out.flush()
-    return EXIT_INTERRUPTED
+    return ExitCode.INTERRUPTED

@@ -7,6 +7,7 @@ front ends can pass them around freely.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -108,15 +109,20 @@ class GateSpec:
     failure_limit: int = 1  # consecutive failing polls before the gate trips
     inconclusive_limit: int = 6  # consecutive inconclusive polls before the release pauses
 
-    def describe(self) -> str:
-        """The threshold in one short phrase, e.g. 'max 0.01, +0.001, x1.2'."""
+    def describe(self, value_text: Callable[[float], str] = "{:g}".format) -> str:
+        """The threshold in one short phrase, e.g. '≤0.01 Δ≤0.001 ×≤1.2'.
+
+        `value_text` writes the limits that are in the metric's own unit (max, min,
+        max_increase), so the TUI can say '≤1 % Δ≤0.1 %' from the same phrasing; the
+        ratio to the baseline has no unit and is always written as a plain number.
+        """
         parts: list[str] = []
         if self.max is not None:
-            parts.append(f"≤{self.max:g}")
+            parts.append(f"≤{value_text(self.max)}")
         if self.min is not None:
-            parts.append(f"≥{self.min:g}")
+            parts.append(f"≥{value_text(self.min)}")
         if self.max_increase is not None:
-            parts.append(f"Δ≤{self.max_increase:g}")
+            parts.append(f"Δ≤{value_text(self.max_increase)}")
         if self.max_ratio is not None:
             parts.append(f"×≤{self.max_ratio:g}")
         return " ".join(parts) or "—"

@@ -42,6 +42,16 @@ def test_headless_demo_exit_codes(scenario, code, expect):
     assert "Traceback" not in result.stderr
 
 
+def test_exit_codes_are_the_contracts():
+    """docs/design.md promises these numbers to pipelines; one table holds them."""
+    from relconsole.exit_codes import ExitCode
+
+    assert {c.name: int(c) for c in ExitCode} == {
+        "OK": 0, "ERROR": 1, "USAGE": 2, "ROLLED_BACK": 3, "PAUSED": 4,
+        "HANGUP": 129, "INTERRUPTED": 130,
+    }
+
+
 def test_headless_rollback_line_names_the_gate_and_its_value():
     result = relconsole("demo", "--headless", "--scenario", "bad-canary", "--speed", "3000")
     line = next(x for x in result.stdout.splitlines() if " rollback " in x)

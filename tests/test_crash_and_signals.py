@@ -375,7 +375,7 @@ def test_kill_9_mid_rollback_then_restart_completes_and_verifies_the_rollback(
     calls_before = len(set_calls(tmp_path))
 
     code, events, err, took = restart(cfg, state)
-    assert code == 3, err  # DESIGN.md: 3 rolled back
+    assert code == 3, err  # docs/design.md: 3 rolled back
     attach = next(e for e in events if e["event"] == "attach")
     assert "ROLLING BACK at 10%" in attach["message"]
     assert any(e["event"] == "rolled_back" and "verified" in e["message"] for e in events)

@@ -6,13 +6,8 @@ produce PASS. Only a usable, fresh reading is evidence.
 
 from __future__ import annotations
 
-import time
-
+from relconsole.clock import clock_text
 from relconsole.model import GateSpec, GateStatus, MetricPair, Reading, Verdict
-
-
-def _fmt_clock(at: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 def _unusable(reading: Reading | None, role: str, now: float, stale_after: float) -> str | None:
@@ -22,7 +17,7 @@ def _unusable(reading: Reading | None, role: str, now: float, stale_after: float
     if problem is not None:
         return f"{role}: {problem}"
     if now - reading.at > stale_after:
-        return f"{role}: stale since {_fmt_clock(reading.at)}"
+        return f"{role}: stale since {clock_text(reading.at)}"
     return None
 
 

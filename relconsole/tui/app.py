@@ -1,8 +1,10 @@
 """ReleaseApp: the dashboard over one `ReleaseEngine`.
 
-The app renders engine snapshots and sends intents; it never talks to a provider. Every
-intent's `ActionResult` is shown. Watch-only is enforced by the engine; here it only
-hides the action keys and explains why they do nothing.
+The app renders engine snapshots and sends intents; it never talks to a provider and
+reads nothing of the engine but its snapshots, events and intents. Every intent's
+`ActionResult` is shown. Watch-only is enforced by the engine; here it only hides the
+action keys and explains why they do nothing. The command palette is built here, from
+the same key table (`keys.KEYS`) as the bindings and the help screen.
 """
 
 from __future__ import annotations
@@ -12,27 +14,27 @@ import contextlib
 import os
 import signal
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 from textual import events, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.widgets import Footer
 
 from relconsole.engine.release import ActionResult, ReleaseEngine, WatchOnlyError
 from relconsole.engine.state import Event, Snapshot
-from relconsole.model import Flag, Mode, Phase, Verdict
-from relconsole.tui import format as fmt
-from relconsole.tui import hangup, keys
-from relconsole.tui.commands import ReleaseCommands
-from relconsole.tui.dialogs import ConfirmDialog, ReasonDialog, RolloutDialog
+from relconsole.model import Flag, Mode, Phase
+from relconsole.tui import asks, hangup, keys
 from relconsole.tui.help import HelpScreen
 from relconsole.tui.themes import (
     ANSI_THEME,
     DEFAULT_THEME,
+    PREFIX,
     VARIABLE_DEFAULTS,
     ThemeError,
     load_themes,
@@ -103,10 +105,8 @@ class ReleaseApp(App[None]):
         *keys.bindings()
     ]
 
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
-
-    COMMANDS = App.COMMANDS | {ReleaseCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     AUTO_FOCUS = "FlagsTable"
 
@@ -192,11 +192,12 @@ class ReleaseApp(App[None]):
         if self._theme_problem:
             self._notify(f"{self._theme_problem}; using {self.theme}", severity="warning")
         self._unsubscribe = self.engine.subscribe(self._snapshot_arrived, self._event_arrived)
-        self._draw(self.engine.snapshot())
+        first = self.engine.snapshot()
+        self._draw(first)
         self.query_one(JournalPanel).add(self.engine.recent_events(50))
         if self.watching and self.watch_reason:
             self._notify(f"watch-only: {self.watch_reason}", timeout=10)
-        for warning in self.engine.journal.warnings:
+        for warning in first.journal_warnings:
             # e.g. a torn last line repaired after a crash: say so, once, loudly enough.
             self._notify(f"journal: {warning}", severity="warning", timeout=30)
         if self.start_engine:
@@ -223,7 +224,11 @@ class ReleaseApp(App[None]):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, self._hung_up)
         # SIGHUP may be ignored (nohup) or never sent: probe the terminal as well.
-        self.set_interval(1.0, lambda: hangup.terminal_gone(fd) and self._hung_up())
+        self.set_interval(1.0, lambda: self._probe_terminal(fd))
+
+    def _probe_terminal(self, fd: int) -> None:
+        if hangup.terminal_gone(fd):
+            self._hung_up()
 
     def _hung_up(self) -> None:
         hangup.leave_now(self.engine.stop)
@@ -282,8 +287,10 @@ class ReleaseApp(App[None]):
             self.refresh_bindings()
 
     def _check_stall(self) -> None:
-        age = self.engine.clock.now() - self.snapshot.now
-        limit = max(STALL_AFTER_POLLS * self.engine.plan.poll_interval, 15.0)
+        # A fresh snapshot's time is the engine clock's now (virtual in the demo); the
+        # one on screen is as old as the last publish.
+        age = self.engine.snapshot().now - self.snapshot.now
+        limit = max(STALL_AFTER_POLLS * self.snapshot.plan.poll_interval, 15.0)
         self.query_one(ReleaseHeader).show_stall(self.snapshot.now if age > limit else None)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -418,50 +425,75 @@ class ReleaseApp(App[None]):
     def switch_theme(self, name: str) -> None:
         self.theme = name
 
+    # ------------------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's commands (less its Quit: the key table has ours), then this console's."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":
+                yield command
+        yield from self.palette_commands()
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        """Every key's action, each flag's kill switch and rollout, and the themes.
+
+        In watch-only mode the actions are still listed, marked watch-only; choosing one
+        gives the same notice as pressing its key, and nothing reaches the engine. An
+        action runs without `check_action`, so the one of Pause and Resume that does not
+        apply is still answered (by the engine, with its reason) rather than ignored.
+        """
+        watching = self.watching
+        note = f" (watch-only: {self.snapshot.driver} drives)" if watching else ""
+        for spec in keys.KEYS:
+            if not spec.palette:
+                continue
+            text = spec.palette_help or spec.help
+            if spec.drives and watching:
+                yield SystemCommand(spec.palette, text + note,
+                                    partial(self.action_refuse_watch, spec.action))
+            else:
+                yield SystemCommand(spec.palette, text, getattr(self, f"action_{spec.action}"))
+        rollout_help = (
+            "percentage 0–100; asks for a reason" if self.snapshot.flag_rollout_supported
+            else "not possible here: " + asks.rollout_unsupported(self.snapshot)
+        )
+        for flag in self.snapshot.flags:
+            if flag.killed:
+                yield SystemCommand(f"Restore flag {flag.key}",
+                                    "turn it back on; asks for a reason" + note,
+                                    partial(self.request_flag, flag.key, True))
+            else:
+                yield SystemCommand(f"Kill flag {flag.key}",
+                                    "kill switch: off for everyone; asks for a reason" + note,
+                                    partial(self.request_flag, flag.key, False))
+            yield SystemCommand(f"Set rollout of flag {flag.key}", rollout_help + note,
+                                partial(self.request_rollout, flag.key))
+        for name in sorted(self.available_themes):
+            if name.startswith(PREFIX):
+                yield SystemCommand(f"Theme: {name}", "colour theme",
+                                    partial(self.switch_theme, name))
+
     # ------------------------------------------------------------------ intents
 
     @work(group="intent", exit_on_error=False)
     async def request_advance(self) -> None:
         if self._refused("advance"):
             return
-        snap = self.snapshot
-        steps = snap.plan.steps
-        if (
-            snap.phase is Phase.PROGRESSING
-            and snap.bake_remaining > 0
-            and snap.step_index + 1 < len(steps)
-        ):
+        reason = ""
+        early = asks.early_advance(self.snapshot)
+        if early is not None:
             # The engine lets a human cut a bake short; a stray key press should not.
-            early = await self.push_screen_wait(
-                ConfirmDialog(
-                    "Advance before the bake is over?",
-                    f"The canary has baked {fmt.duration(snap.bake_elapsed)} of "
-                    f"{fmt.duration(snap.step.bake if snap.step else 0)} at {snap.weight}% "
-                    f"({fmt.duration(snap.bake_remaining)} left). Advance to "
-                    f"{steps[snap.step_index + 1].weight}% now?",
-                    confirm="Advance now",
-                )
-            )
-            if not early:
+            if not await self.push_screen_wait(early):
                 self._notify("advance cancelled — nothing changed")
                 return
             reason = "advanced before the bake ended"
-        else:
-            reason = ""
         await self._call("advance", lambda: self.engine.advance(reason))
 
     @work(group="intent", exit_on_error=False)
     async def request_pause(self) -> None:
         if self._refused("pause"):
             return
-        reason = await self.push_screen_wait(
-            ReasonDialog(
-                "Pause the release?",
-                "The canary keeps its current weight; nothing advances until you resume.",
-                confirm="Pause",
-                required=False,
-            )
-        )
+        reason = await self.push_screen_wait(asks.pause())
         if reason is None:
             self._notify("pause cancelled — nothing changed")
             return
@@ -477,22 +509,7 @@ class ReleaseApp(App[None]):
     async def request_promote(self) -> None:
         if self._refused("promote"):
             return
-        snap = self.snapshot
-        not_passing = [g for g in snap.gates if g.verdict is not Verdict.PASS]
-        warning = ""
-        if not_passing:
-            names = ", ".join(f"{g.name} {g.verdict.value.upper()}" for g in not_passing)
-            warning = f"Not every gate passes: {names}. The engine will refuse."
-        reason = await self.push_screen_wait(
-            ReasonDialog(
-                f"Promote {snap.plan.service} {snap.plan.version} to 100%?",
-                f"The canary goes from {snap.weight}% to 100% of traffic in "
-                f"{snap.plan.environment}, skipping the remaining steps.",
-                confirm="Promote",
-                required=False,
-                warning=warning,
-            )
-        )
+        reason = await self.push_screen_wait(asks.promote(self.snapshot))
         if reason is None:
             self._notify("promote cancelled — nothing changed")
             return
@@ -503,31 +520,13 @@ class ReleaseApp(App[None]):
         if self._refused("rollback"):
             return
         snap = self.snapshot
+        reason: str | None
         if snap.phase in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
-            retry = await self.push_screen_wait(
-                ConfirmDialog(
-                    "Retry the rollback now?",
-                    f"The rollback is not verified yet (attempt {snap.rollback_attempts}). "
-                    "The engine keeps retrying on its own; this tries once more right away.",
-                    confirm="Retry now",
-                    danger=True,
-                )
-            )
-            if not retry:
+            if not await self.push_screen_wait(asks.retry_rollback(snap)):
                 return
             reason = "operator retried the rollback"
         else:
-            baseline = snap.plan.baseline_version or "stable"
-            reason = await self.push_screen_wait(
-                ReasonDialog(
-                    f"Roll back {snap.plan.service} {snap.plan.version}?",
-                    f"All traffic goes back to {baseline}: the canary goes from "
-                    f"{snap.weight}% to 0%. The engine retries until it is verified.",
-                    confirm="Roll back",
-                    required=True,
-                    danger=True,
-                )
-            )
+            reason = await self.push_screen_wait(asks.rollback(snap))
             if reason is None:
                 self._notify("rollback cancelled — nothing changed")
                 return
@@ -540,64 +539,31 @@ class ReleaseApp(App[None]):
             return
         self.request_flag(flag.key, flag.killed)
 
-    def _typed_hint(self) -> str:
-        """In production a flag change needs its key typed out; this says so."""
-        environment = self.snapshot.plan.environment
-        where = "Production" if environment.lower() in ("production", "prod") else (
-            f"{environment} is production"
-        )
-        return f"{where} — to confirm, type the flag's key:"
-
     @work(group="intent", exit_on_error=False)
     async def request_flag(self, key: str, enabled: bool) -> None:
         if self._refused("kill" if not enabled else "restore"):
             return
-        flag = next((f for f in self.snapshot.flags if f.key == key), None)
-        mine = " It belongs to this release." if flag is not None and flag.in_release else ""
-        if enabled:
-            title = f"Restore flag {key}?"
-            body = f"{key} is turned back ON for everyone it targets.{mine}"
-        else:
-            title = f"Kill flag {key}?"
-            body = f"Kill switch: {key} is turned OFF for everyone.{mine}"
-        production = self.snapshot.plan.production
-        reason = await self.push_screen_wait(
-            ReasonDialog(title, body, confirm="Restore" if enabled else "Kill",
-                         required=True, danger=not enabled,
-                         typed_key=key if production else "",
-                         typed_hint=self._typed_hint() if production else "")
-        )
+        reason = await self.push_screen_wait(asks.flag(self.snapshot, key, enabled))
         if reason is None:
             self._notify(f"{'restore' if enabled else 'kill'} {key} cancelled — nothing changed")
             return
         intent = "restore flag" if enabled else "kill flag"
         await self._call(intent, lambda: self.engine.set_flag(key, enabled, reason))
 
-    def rollout_unsupported(self) -> str:
-        """Why this console cannot set rollout percentages (the provider keeps them)."""
-        provider = self.engine.flags_provider
-        if provider is None:
-            return "no flag provider is configured"
-        name = getattr(provider, "name", "the flag provider")
-        return f"{name} keeps rollout percentages itself — change them in {name}"
-
     @work(group="intent", exit_on_error=False)
     async def request_rollout(self, key: str) -> None:
         if self._refused("rollout"):
             return
-        if not self.engine.flag_rollout_supported:
-            self._notify(f"rollout not changed: {self.rollout_unsupported()}",
+        snap = self.snapshot
+        if not snap.flag_rollout_supported:
+            self._notify(f"rollout not changed: {asks.rollout_unsupported(snap)}",
                          severity="warning")
             return
-        flag = next((f for f in self.snapshot.flags if f.key == key), None)
+        flag = next((f for f in snap.flags if f.key == key), None)
         if flag is None:
             self._notify(f"no flag {key} — it is no longer listed", severity="warning")
             return
-        production = self.snapshot.plan.production
-        choice = await self.push_screen_wait(
-            RolloutDialog(flag, typed_key=production,
-                          typed_hint=self._typed_hint() if production else "")
-        )
+        choice = await self.push_screen_wait(asks.rollout(snap, flag))
         if choice is None:
             self._notify(f"rollout of {key} cancelled — nothing changed")
             return

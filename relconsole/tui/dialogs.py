@@ -139,10 +139,10 @@ class FormDialog(ModalScreen[T]):
         if event.button.id == "confirm":
             self._submit(None)
         else:
-            self.dismiss(None)  # type: ignore[arg-type]
+            self.dismiss(None)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)  # type: ignore[arg-type]
+        self.dismiss(None)
 
     def _submit(self, source: str | None) -> None:
         error = self.query_one("#error", Label)

@@ -7,14 +7,18 @@ milliseconds ("182 ms"). Missing values are an em dash, never 0.
 from __future__ import annotations
 
 import math
-import time
+from functools import partial
+from typing import TypeGuard
 
+from relconsole.clock import clock_text
 from relconsole.model import GateSpec
 
 MISSING = "—"
 
 
-def finite(value: float | None) -> bool:
+def finite(value: float | None) -> TypeGuard[float]:
+    """A number that can be shown: not missing, NaN or infinite (a type checker then
+    knows the value is a float)."""
     return value is not None and math.isfinite(value)
 
 
@@ -22,7 +26,7 @@ def clock(at: float | None) -> str:
     """Local wall-clock time of an engine timestamp, HH:MM:SS."""
     if at is None:
         return MISSING
-    return time.strftime("%H:%M:%S", time.localtime(at))
+    return clock_text(at)
 
 
 def duration(seconds: float) -> str:
@@ -41,7 +45,6 @@ def percent(ratio: float | None) -> str:
     """A ratio (0.0021) as a percentage with a unit ('0.21 %')."""
     if not finite(ratio):
         return MISSING
-    assert ratio is not None
     value = ratio * 100
     if abs(value) >= 100:
         return f"{value:.0f} %"
@@ -54,7 +57,6 @@ def millis(seconds: float | None) -> str:
     """A duration in seconds (0.182) as milliseconds ('182 ms')."""
     if not finite(seconds):
         return MISSING
-    assert seconds is not None
     ms = seconds * 1000
     if abs(ms) >= 10_000:
         return f"{seconds:.1f} s"
@@ -67,7 +69,6 @@ def compact(value: float | None, unit: str) -> str:
     """A limit as written by a person: '1 %', '0.5 %', '500 ms' (no trailing zeros)."""
     if not finite(value):
         return MISSING
-    assert value is not None
     if unit == "ratio":
         return f"{value * 100:.3g} %"
     if unit == "seconds":
@@ -83,7 +84,6 @@ def metric(value: float | None, unit: str) -> str:
         return millis(value)
     if not finite(value):
         return MISSING
-    assert value is not None
     return f"{value:.3g} {unit}".rstrip()
 
 
@@ -101,24 +101,18 @@ def ratio(canary: float | None, baseline: float | None) -> str:
     """canary / baseline as '×1.08', or an em dash when it is not defined."""
     if not finite(canary) or not finite(baseline) or not baseline:
         return MISSING
-    assert canary is not None and baseline is not None
     return f"×{canary / baseline:.2f}"
 
 
 def threshold(spec: GateSpec, unit: str) -> str:
-    """GateSpec.describe() in the metric's unit: '≤1 % Δ≤0.5 %', '×≤1.3'."""
+    """`GateSpec.describe()` with its limits in the metric's unit: '≤1 % Δ≤0.5 %', '×≤1.3'.
+
+    Only ratios (as %) and seconds (as ms) are rewritten; a limit in any other unit
+    is shown as the plain number it was configured as.
+    """
     if unit not in ("ratio", "seconds"):
         return spec.describe()
-    parts: list[str] = []
-    if spec.max is not None:
-        parts.append(f"≤{compact(spec.max, unit)}")
-    if spec.min is not None:
-        parts.append(f"≥{compact(spec.min, unit)}")
-    if spec.max_increase is not None:
-        parts.append(f"Δ≤{compact(spec.max_increase, unit)}")
-    if spec.max_ratio is not None:
-        parts.append(f"×≤{spec.max_ratio:g}")
-    return " ".join(parts) or MISSING
+    return spec.describe(partial(compact, unit=unit))
 
 
 def weight(value: int) -> str:
@@ -132,7 +126,6 @@ def age(seconds: float | None) -> str:
     """
     if not finite(seconds):
         return MISSING
-    assert seconds is not None
     if seconds >= 86400:
         return f"{int(seconds // 86400)}d"
     if seconds >= 3600:

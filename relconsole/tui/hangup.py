@@ -19,7 +19,7 @@ import sys
 import termios
 from collections.abc import Callable
 
-EXIT_HANGUP = 129  # 128 + SIGHUP, the shell's convention for "terminal went away"
+from relconsole.exit_codes import ExitCode
 
 
 def terminal_fd() -> int | None:
@@ -47,4 +47,4 @@ def leave_now(stop_engine: Callable[[], None]) -> None:
     try:
         stop_engine()
     finally:
-        os._exit(EXIT_HANGUP)
+        os._exit(ExitCode.HANGUP)

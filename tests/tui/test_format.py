@@ -50,6 +50,13 @@ def test_threshold_in_the_metric_unit() -> None:
     assert fmt.threshold(GateSpec("x", max=3), "") == "≤3"
 
 
+def test_gate_spec_describes_its_threshold_with_any_value_formatter() -> None:
+    spec = GateSpec("error_rate", max=0.01, max_increase=0.001, max_ratio=1.2)
+    assert spec.describe() == "≤0.01 Δ≤0.001 ×≤1.2"  # the docstring's example
+    assert spec.describe(lambda v: f"{v * 100:g}%") == "≤1% Δ≤0.1% ×≤1.2"
+    assert GateSpec("x").describe() == "—"
+
+
 def test_ratio_and_delta() -> None:
     assert fmt.ratio(0.16, 0.15) == "×1.07"
     assert fmt.ratio(0.1, 0.0) == "—"

@@ -6,6 +6,8 @@ the UI, because that is what the operator's key press must change — or must no
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from rig import RELEASE_FLAG, Rig, choose, failed_rollback, healthy_mid_release
 from textual.command import CommandPalette
@@ -15,6 +17,7 @@ from relconsole.model import Phase
 from relconsole.tui.app import ReleaseApp
 from relconsole.tui.dialogs import ConfirmDialog, ReasonDialog
 from relconsole.tui.help import HelpScreen
+from relconsole.tui.keys import KEYS
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -287,6 +290,25 @@ async def test_ctrl_p_opens_the_palette(rig: Rig) -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
+
+
+async def test_palette_is_built_from_the_key_table(rig: Rig) -> None:
+    """Every key with a palette title is offered once, with the help screen's words."""
+    await healthy_mid_release(rig)
+    app = ReleaseApp(rig.engine, start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        offered = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for spec in KEYS:
+            if spec.palette:
+                assert offered[spec.palette] == (spec.palette_help or spec.help)
+        assert titles.count("Quit") == 1  # the key table's, not Textual's as well
+        assert {"Theme", "Keys"} <= offered.keys()  # Textual's own are still there
+        flags = [f.key for f in app.snapshot.flags]
+        assert f"Set rollout of flag {flags[0]}" in offered
+    # The palette lives in the app: no provider module that imports the app back.
+    assert importlib.util.find_spec("relconsole.tui.commands") is None
 
 
 async def test_palette_advance_runs_the_intent(rig: Rig) -> None:

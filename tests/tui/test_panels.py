@@ -8,9 +8,10 @@ import pytest
 from rig import Rig, failed_rollback, healthy_mid_release
 from textual.widgets import DataTable
 
-from relconsole.engine.state import Event
+from relconsole.engine.state import Event, EventKind
+from relconsole.model import Phase
 from relconsole.tui.app import ReleaseApp
-from relconsole.tui.widgets.canary import CanaryPanel
+from relconsole.tui.widgets.canary import CanaryPanel, next_move
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.flags import FlagsTable
 from relconsole.tui.widgets.gates import GatesTable
@@ -53,6 +54,20 @@ async def test_stale_traffic_shows_in_the_border(bad_rig: Rig) -> None:
         assert banner.text == "ROLLBACK FAILED — retrying (attempt 3, next in 4s)"
 
 
+def test_the_rollback_cause_comes_from_the_snapshot(rig: Rig) -> None:
+    """The canary names why the rollback is not verified from the snapshot's field, not by
+    parsing the engine's message (whose wording is free to change)."""
+    snap = dataclasses.replace(
+        rig.engine.snapshot(), phase=Phase.ROLLBACK_FAILED,
+        rollback_error="traffic: haproxy: connection refused",
+        last_error="advance refused: the rollback is not verified",
+    )
+    assert next_move(snap) == "cause: traffic: haproxy: connection refused · r retries now"
+    assert next_move(dataclasses.replace(snap, rollback_error="")) == (
+        "rollback not verified · r retries now"
+    )
+
+
 async def test_tables_update_in_place(rig: Rig, monkeypatch) -> None:
     await healthy_mid_release(rig)
     app = ReleaseApp(rig.engine, start_engine=False)
@@ -80,7 +95,8 @@ async def test_journal_is_bounded(rig: Rig) -> None:
     app = ReleaseApp(rig.engine, start_engine=False)
     async with app.run_test(size=(80, 24)) as pilot:
         app.query_one(JournalPanel).add(
-            Event(at=rig.clock.now(), kind="verdict", message=f"event {i}") for i in range(500)
+            Event(at=rig.clock.now(), kind=EventKind.VERDICT, message=f"event {i}")
+            for i in range(500)
         )
         await pilot.pause()
         log = app.query_one(JournalLog)

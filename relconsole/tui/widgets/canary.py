@@ -7,7 +7,6 @@ takes a full-width banner in the error colour.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from textual.app import ComposeResult
@@ -21,10 +20,6 @@ from relconsole.tui import format as fmt
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.header import PHASE_CLASSES
 from relconsole.tui.widgets.panel import Panel
-
-_ROLLBACK_FAILURE = re.compile(
-    r"ROLLBACK NOT VERIFIED \(attempt \d+\): (.*?)(?:; retrying in .*)?$"
-)
 
 
 def timeline(snapshot: Snapshot) -> Content:
@@ -62,12 +57,6 @@ def banner(snapshot: Snapshot) -> tuple[str, str] | None:
     return None
 
 
-def rollback_cause(message: str) -> str:
-    """'traffic: haproxy: connection refused' out of the engine's rollback failure text."""
-    match = _ROLLBACK_FAILURE.match(message)
-    return match.group(1) if match else message
-
-
 def next_move(snapshot: Snapshot) -> str:
     """What happens next, and which key makes it happen."""
     driving = snapshot.mode is Mode.DRIVE
@@ -82,7 +71,9 @@ def next_move(snapshot: Snapshot) -> str:
     if phase is Phase.PAUSED:
         return "p resume · r roll back" if driving else f"waiting for {snapshot.driver}"
     if phase is Phase.ROLLBACK_FAILED:
-        cause = rollback_cause(snapshot.last_error)
+        # The engine's own words for the failed attempt ('traffic: haproxy: connection
+        # refused'); a watching console may not know them, and then says only that.
+        cause = snapshot.rollback_error
         retry = " · r retries now" if driving else ""
         return f"cause: {cause}{retry}" if cause else f"rollback not verified{retry}"
     if phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.PROMOTED):

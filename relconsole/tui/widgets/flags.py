@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.content import Content
@@ -180,7 +181,7 @@ class FlagsPanel(Panel):
         self._selection_changed()
 
     def _cells(self, table: FlagsTable, flag: Flag, now: float) -> dict[str, Any]:
-        def style(name: str):
+        def style(name: str) -> Style:
             return table.get_component_rich_style(f"flags--{name}", partial=True)
 
         key = Text.assemble(

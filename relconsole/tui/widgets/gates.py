@@ -136,7 +136,7 @@ class GatesPanel(Panel):
         return snapshot.gates, idle(snapshot)
 
     def draw(self, snapshot: Snapshot) -> None:
-        self.border_title = summary(snapshot)  # type: ignore[assignment]
+        self.border_title = summary(snapshot)
         table = self.query_one(GatesTable)
         table.sync({gate.name: self._cells(snapshot, table, gate) for gate in snapshot.gates})
         # Without canary traffic "no data" is expected; only failures need explaining.

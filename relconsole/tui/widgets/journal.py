@@ -6,28 +6,30 @@ from collections import deque
 from collections.abc import Iterable
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import RichLog
 
-from relconsole.engine.state import Event, Snapshot
+from relconsole.engine.state import Event, EventKind, Snapshot
 from relconsole.tui import format as fmt
 from relconsole.tui.widgets.panel import Panel
 
 MAX_LINES = 200
 
-KIND_STYLE = {
-    "error": "error",
-    "refused": "error",
-    "rollback": "error",
-    "rollback.retry": "error",
-    "rolled_back": "warning",
-    "pause": "warning",
-    "provider": "warning",
-    "step": "success",
-    "promoted": "success",
-    "resume": "success",
-    "flag": "accent",
+# Flag events of every kind are "accent" (`EventKind.is_flag`); verdicts take the colour
+# of the verdict they report.
+KIND_STYLE: dict[EventKind, str] = {
+    EventKind.ERROR: "error",
+    EventKind.REFUSED: "error",
+    EventKind.ROLLBACK: "error",
+    EventKind.ROLLBACK_RETRY: "error",
+    EventKind.ROLLED_BACK: "warning",
+    EventKind.PAUSE: "warning",
+    EventKind.PROVIDER: "warning",
+    EventKind.STEP: "success",
+    EventKind.PROMOTED: "success",
+    EventKind.RESUME: "success",
 }
 
 
@@ -55,6 +57,13 @@ class JournalLog(RichLog):
         & > .journal--muted { color: $rc-muted; }
     }
     """
+
+    def on_mount(self) -> None:
+        # RichLog's auto_scroll alone is not enough: its scroll to the end is refused while
+        # the vertical scrollbar is not shown yet, so lines that overflow the log in one
+        # refresh left it at the top (how often depended on timing). Anchored, every
+        # layout pass pins it to the newest line until the operator scrolls up.
+        self.anchor()
 
 
 class JournalPanel(Panel):
@@ -89,13 +98,11 @@ class JournalPanel(Panel):
         self.border_subtitle = f"{count} event{'s' if count != 1 else ''}" if count else ""
 
     def _line(self, log: JournalLog, event: Event) -> Text:
-        def style(name: str):
+        def style(name: str) -> Style:
             return log.get_component_rich_style(f"journal--{name}", partial=True)
 
-        level = KIND_STYLE.get(event.kind)
-        if level is None and event.kind.startswith("flag"):
-            level = "accent"
-        if event.kind == "verdict":
+        level = "accent" if event.kind.is_flag else KIND_STYLE.get(event.kind)
+        if event.kind is EventKind.VERDICT:
             level = {"pass": "success", "fail": "error"}.get(
                 str(event.data.get("verdict")), "warning"
             )

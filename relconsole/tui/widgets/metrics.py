@@ -113,7 +113,6 @@ class ErrorRatePanel(MetricPanel):
 
         parts = []
         if fmt.finite(canary) and fmt.finite(baseline):
-            assert canary is not None and baseline is not None
             parts.append(f"Δ {fmt.delta(canary - baseline, unit)}")
         parts.append(f"chart 0–{fmt.compact(top, unit)}" if top else "no data yet")
         self.query_one("#gate", Field).set(" · ".join(parts))
