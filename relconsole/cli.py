@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -295,43 +295,53 @@ def cmd_check(args: argparse.Namespace) -> int:
         for problem in found.problems:
             print(f"relconsole: {problem}", file=sys.stderr)
         return ExitCode.USAGE
+    # An adapter's own settings are checked as it is built: only then is the file ok.
+    providers = build_providers(cfg, _clock(), state=args.state_dir)
     print(f"{cfg.path}: config ok ({cfg.plan.service} {cfg.plan.version} "
           f"→ {cfg.plan.environment}, {len(cfg.plan.steps)} steps, "
           f"{len(cfg.plan.gates)} gates)")
-    clock = _clock()
-    providers = build_providers(cfg, clock, state=args.state_dir)
+
+    async def traffic() -> tuple[bool, str]:
+        state = await providers.traffic.read()
+        return True, f"canary at {state.canary_weight}%"
+
+    async def metrics() -> tuple[bool, str]:
+        assert providers.metrics is not None
+        pairs = await providers.metrics.sample(cfg.plan.metrics)
+        bad = [f"{n}: {p.canary.problem or p.baseline.problem}"
+               for n, p in pairs.items() if not (p.canary.usable and p.baseline.usable)]
+        detail = f"{len(pairs)} metrics" + (f"; no usable value for {'; '.join(bad)}"
+                                            if bad else "")
+        # A canary not yet deployed has no series; a source where neither version reads
+        # anything is dead, and a ✓ beside it would mislead.
+        alive = any(p.canary.usable or p.baseline.usable for p in pairs.values())
+        return alive or not pairs, detail
+
+    async def flags() -> tuple[bool, str]:
+        assert providers.flags is not None
+        return True, f"{len(await providers.flags.list_flags())} flags"
 
     async def probe() -> int:
         failures = 0
-        checks: list[tuple[str, Any]] = [("traffic", lambda: providers.traffic.read())]
+        checks: list[tuple[str, Callable[[], Awaitable[tuple[bool, str]]]]] = [
+            ("traffic", traffic)
+        ]
         if providers.metrics is not None and cfg.plan.metrics:
-            checks.append(("metrics", lambda: providers.metrics.sample(cfg.plan.metrics)))
+            checks.append(("metrics", metrics))
         if providers.flags is not None:
-            checks.append(("flags", lambda: providers.flags.list_flags()))
+            checks.append(("flags", flags))
         for kind, call in checks:
             name = cfg.providers[kind]["type"]
             try:
-                result = await asyncio.wait_for(call(), timeout=cfg.plan.call_timeout)
+                ok, detail = await asyncio.wait_for(call(), timeout=cfg.plan.call_timeout)
             except Exception as exc:  # every provider failure is reported, none crashes
-                failures += 1
-                print(f"✗ {kind} ({name}): {exc or type(exc).__name__}")
-                continue
-            detail = ""
-            if kind == "traffic":
-                detail = f"canary at {result.canary_weight}%"
-            elif kind == "metrics":
-                bad = [f"{n}: {p.canary.problem or p.baseline.problem}"
-                       for n, p in result.items()
-                       if not (p.canary.usable and p.baseline.usable)]
-                detail = f"{len(result)} metrics" + (f"; no usable value for {'; '.join(bad)}"
-                                                     if bad else "")
-            elif kind == "flags":
-                detail = f"{len(result)} flags"
-            print(f"✓ {kind} ({name}): {detail}")
+                ok, detail = False, str(exc) or type(exc).__name__
+            failures += not ok
+            print(f"{'✓' if ok else '✗'} {kind} ({name}): {detail}")
         for p in (providers.metrics, providers.traffic, providers.flags):
             if p is not None:
                 await p.close()
-        return 1 if failures else 0
+        return ExitCode.ERROR if failures else ExitCode.OK
 
     return asyncio.run(probe())
 

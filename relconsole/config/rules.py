@@ -17,13 +17,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from relconsole.config.errors import ConfigError, KeyPath, by_line
+from relconsole.config.queries import check_query
 from relconsole.config.schema import (
     THRESHOLDS,
     FlagsAuditModel,
     GateModel,
+    MetricModel,
     ReleaseModel,
     RootModel,
     StepModel,
+    VersionsModel,
     valid_fields,
 )
 from relconsole.model import FlagKind
@@ -45,6 +48,10 @@ class Parts:
     metrics_provider: bool | None = None  # is providers.metrics there
     flag_kinds: tuple[str, ...] = ()  # the keys of flags_audit.lifetime_days
     naming: str | None = None
+    version: str | None = None  # release.version
+    canary_version: str | None = None  # versions.canary, when written
+    metrics_type: str | None = None  # providers.metrics.type
+    queries: tuple[tuple[str, str], ...] = ()  # (metric name, query) of valid metrics
 
     @classmethod
     def of_model(cls, model: RootModel) -> Parts:
@@ -59,6 +66,10 @@ class Parts:
             metrics_provider=model.providers.metrics is not None,
             flag_kinds=tuple(model.flags_audit.lifetime_days),
             naming=model.flags_audit.naming,
+            version=release.version,
+            canary_version=model.versions.canary,
+            metrics_type=model.providers.metrics.type if model.providers.metrics else None,
+            queries=tuple((name, m.query) for name, m in model.metrics.items()),
         )
 
     @classmethod
@@ -77,6 +88,13 @@ class Parts:
         providers = data.get("providers")
         audit = data.get("flags_audit", {})
         lifetimes = audit.get("lifetime_days", {}) if isinstance(audit, dict) else None
+        versions = valid_fields(VersionsModel, data.get("versions"))
+        metrics_block = providers.get("metrics") if isinstance(providers, dict) else None
+        queries: list[tuple[str, str]] = []
+        if isinstance(metrics, dict):
+            for name, raw_metric in metrics.items():
+                with contextlib.suppress(ValidationError):
+                    queries.append((str(name), MetricModel.model_validate(raw_metric).query))
         return cls(
             steps=release.get("steps"),
             poll_interval=release.get("poll_interval"),
@@ -89,6 +107,12 @@ class Parts:
             ),
             flag_kinds=tuple(lifetimes) if isinstance(lifetimes, dict) else (),
             naming=valid_fields(FlagsAuditModel, audit).get("naming"),
+            version=release.get("version"),
+            canary_version=versions.get("canary"),
+            metrics_type=(
+                str(metrics_block.get("type")) if isinstance(metrics_block, dict) else None
+            ),
+            queries=tuple(queries),
         )
 
 
@@ -105,6 +129,15 @@ def check_steps(parts: Parts, fail: Fail) -> list[ConfigError]:
             )
         ]
     problems = []
+    if steps[0].weight == 0:
+        problems.append(
+            fail(
+                ("release", "steps", 0, "weight"),
+                "the first step sends no traffic to the canary (weight 0), so no gate can "
+                "judge it and the release would bake blind",
+                "Start with a small weight, e.g. - {weight: 1, bake: 1m}",
+            )
+        )
     for i in range(1, len(steps)):
         if steps[i].weight <= steps[i - 1].weight:
             problems.append(
@@ -210,6 +243,35 @@ def check_flags_audit(parts: Parts, fail: Fail) -> list[ConfigError]:
     return problems
 
 
+def check_versions(parts: Parts, fail: Fail) -> list[ConfigError]:
+    canary, version = parts.canary_version, parts.version
+    if canary is None or version is None or canary == version:
+        return []
+    return [
+        fail(
+            ("versions", "canary"),
+            f"versions.canary ({clip(canary)}) is not release.version ({clip(version)}): the "
+            "console would name one version while the gates judge another",
+            "Make them the same, or leave versions.canary out (it defaults to "
+            "release.version)",
+        )
+    ]
+
+
+def check_queries(parts: Parts, fail: Fail) -> list[ConfigError]:
+    """PromQL read with a parser (only for Prometheus; the simulator ignores queries)."""
+    if parts.metrics_type != "prometheus":
+        return []
+    problems = []
+    for name, query in parts.queries:
+        if not query.strip():
+            continue  # the Prometheus adapter says that a query is needed
+        found = check_query(query)
+        if found is not None:
+            problems.append(fail(("metrics", name, "query"), found.problem, found.hint))
+    return problems
+
+
 def _sentences(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
@@ -219,6 +281,8 @@ RULES: tuple[Callable[[Parts, Fail], list[ConfigError]], ...] = (
     check_timing,
     check_gates,
     check_flags_audit,
+    check_versions,
+    check_queries,
 )
 
 
