@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     with_take_over(p)
 
+    releases = sub.add_parser(
+        "releases", help="every release in the state folder, with how it ended"
+    )
+    releases.add_argument("-c", "--config", default=None,
+                          help="use this config's state folder (default: the user state dir)")
+    releases.add_argument("--state-dir", type=Path, default=None,
+                          help="where journals and leases live (default: the user state dir)")
+    releases.add_argument("--json", action="store_true", help="one JSON object per release")
+
     journal = sub.add_parser("journal", help="the release's history")
     with_config(journal)
     journal.add_argument("--format", choices=("md", "json"), default="md")
@@ -504,6 +513,18 @@ def cmd_flag(args: argparse.Namespace) -> int:
     return _drive(args, lambda e: e.set_flag(args.key, enabled, args.reason))
 
 
+def cmd_releases(args: argparse.Namespace) -> int:
+    from relconsole.engine.paths import state_dir
+    from relconsole.releases import list_releases, render
+
+    folder = args.state_dir
+    if folder is None and args.config is not None:
+        folder = _load(args, resolve_secrets=False).state_dir
+    state = state_dir(folder)
+    print(render(list_releases(state), state, args.json))
+    return ExitCode.OK
+
+
 def cmd_journal(args: argparse.Namespace) -> int:
     from relconsole.engine.journal import Journal, journal_path, render_markdown, verify
     from relconsole.engine.paths import current_actor, state_dir
@@ -521,6 +542,12 @@ def cmd_journal(args: argparse.Namespace) -> int:
         for problem in result.problems:
             print(f"{path}: {problem}", file=sys.stderr)
         return ExitCode.ERROR
+    checked = verify(path)
+    if not checked.ok:
+        # A history someone edited or lost part of must not read as the whole story.
+        print(f"relconsole: warning: {path}: the hash chain is broken "
+              f"({checked.problems[0]}); run `relconsole journal --verify` for every problem",
+              file=sys.stderr)
     journal = Journal(path, _clock(), current_actor(), release=cfg.plan.release_id,
                       read_only=True)
     records = journal.records()
@@ -545,6 +572,7 @@ COMMANDS = {
     "rollback": cmd_intent,
     "flags": cmd_flags,
     "flag": cmd_flag,
+    "releases": cmd_releases,
     "journal": cmd_journal,
 }
 
