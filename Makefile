@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 SCENARIO ?= bad-canary
 SPEED  ?= 5
 PYTEST_ARGS ?=
+# Workers for `make test`: one per core, at most 4 (each service group keeps one busy, and
+# more workers than cores only slows the tests that wait on real processes). 0 = serial.
+PYTEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
 
 .PHONY: demo test lint bench services clean sandbox sandbox-down
 
@@ -27,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) services lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 from relconsole.clock import Clock
 from relconsole.config import ConfigError, LoadedConfig, load_config
 from relconsole.engine.journal import Journal, journal_path
-from relconsole.engine.lease import Lease, LeaseInfo, current_holder
+from relconsole.engine.lease import Lease, LeaseInfo, any_driven, current_holder
 from relconsole.engine.paths import current_actor, state_dir
 from relconsole.engine.release import ReleaseEngine
 from relconsole.model import Actor, Mode
@@ -92,7 +93,7 @@ class Session:
 
     def take_over_hint(self) -> str:
         """What to tell an operator who could not drive, and how to take over."""
-        now = self.engine.clock.now()
+        now = time.time()  # lease times are wall-clock (see engine/lease.py)
         if self.holder is not None and self.holder.expired(now):
             return (
                 f"{self.holder.describe(now)} holds the lease but has not renewed it "
@@ -138,28 +139,30 @@ def open_session(
     watch_reason = "--watch" if watch else ""
     taken_from: LeaseInfo | None = None
     holder_info: LeaseInfo | None = None
+    # The lease keeps to the wall clock whatever `clock` is (a demo's runs --speed times
+    # faster): its times are compared with other processes' (see engine/lease.py).
     if not watch:
-        lease = Lease.acquire(sdir, release_id, actor, clock, ttl=lease_ttl)
+        lease = Lease.acquire(sdir, release_id, actor, ttl=lease_ttl)
         if lease is None and take_over:
-            taken_from = current_holder(sdir, release_id, clock)
-            lease = Lease.take_over(sdir, release_id, actor, clock, ttl=lease_ttl)
+            taken_from = current_holder(sdir, release_id)
+            lease = Lease.take_over(sdir, release_id, actor, ttl=lease_ttl)
         if lease is not None:
             mode = Mode.DRIVE
             driver, driver_since = "you", lease.info.since
         else:
-            holder = current_holder(sdir, release_id, clock)
+            holder = current_holder(sdir, release_id)
             holder_info = holder
             watch_reason = (
-                f"{holder.describe(clock.now())} drives this release" if holder
+                f"{holder.describe()} drives this release" if holder
                 else "another console holds the lease"
             )
     if mode is Mode.WATCH:
-        holder = current_holder(sdir, release_id, clock)
+        holder = current_holder(sdir, release_id)
         if holder is not None:
             driver, driver_since = holder.holder, holder.since
 
     def probe() -> tuple[str, float | None]:
-        info = current_holder(sdir, release_id, clock)
+        info = current_holder(sdir, release_id)
         return (info.holder, info.since) if info else ("nobody", None)
 
     built = providers or build_providers(cfg, clock, {"state_dir": sdir})
@@ -177,7 +180,7 @@ def open_session(
         driver=driver,
         driver_since=driver_since,
         driver_probe=probe,
-        heartbeat=_heartbeat(lease, sdir, release_id, clock) if lease is not None else None,
+        heartbeat=_heartbeat(lease, sdir, release_id) if lease is not None else None,
     )
     if lease is not None and take_over:
         previous = taken_from.holder if taken_from else "nobody"
@@ -190,15 +193,13 @@ def open_session(
     return Session(engine, lease, built, sdir, watch_reason, holder_info)
 
 
-def _heartbeat(
-    lease: Lease, sdir: Path, release_id: str, clock: Clock
-) -> Callable[[], str | None]:
+def _heartbeat(lease: Lease, sdir: Path, release_id: str) -> Callable[[], str | None]:
     def beat() -> str | None:
         if lease.held:
             lease.renew()
             return None
-        holder = current_holder(sdir, release_id, clock)
-        return f"{holder.describe(clock.now())} took over" if holder else "lease released"
+        holder = current_holder(sdir, release_id)
+        return f"{holder.describe()} took over" if holder else "lease released"
 
     return beat
 
@@ -220,8 +221,11 @@ def demo_config(
 
 
 def demo_state_dir(base: Path | None = None) -> Path:
-    """A fresh state folder for a demo run: the simulated world restarts every time."""
+    """A fresh state folder for a demo run: the simulated world restarts every time —
+    unless a demo still drives there. Wiping its folder deleted its lease's lock file, so
+    a second demo took a fresh lock and drove too; left alone, it watches the first."""
     root = state_dir(base) / "demo"
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(root)
+    if not any_driven(root):
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(root)
     return state_dir(root)

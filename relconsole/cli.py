@@ -279,7 +279,7 @@ def _take_over_reason(args: argparse.Namespace) -> str | None:
 def _confirm_expired_take_over(session: Any) -> str | None:
     """A lease whose holder stopped renewing it may be taken, after a confirmation."""
     holder = session.holder
-    if holder is None or not holder.expired(session.engine.clock.now()):
+    if holder is None or not holder.expired():
         return None
     if not sys.stdin.isatty():
         print(f"relconsole: {session.take_over_hint()}; watching instead", file=sys.stderr)

@@ -26,3 +26,18 @@ def pytest_configure(config: pytest.Config) -> None:
     import time
 
     time.tzset()
+
+
+# The session fixture each expensive service comes from, and its xdist group. Under
+# `-n N --dist loadgroup` a group runs on one worker, so the service starts once per run
+# (and not once per worker, on a machine with two cores to share between them).
+SERVICE_GROUPS = {"sandbox": "sandbox", "unleash": "unleash"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        needs = getattr(item, "fixturenames", ())
+        for fixture, group in SERVICE_GROUPS.items():
+            if fixture in needs:
+                item.add_marker(pytest.mark.xdist_group(group))

@@ -1,8 +1,9 @@
 """The sandbox (examples/sandbox/launcher.py) as a test fixture, and a headless run as a
 real process whose JSON events the test can wait for.
 
-The launcher is the same code `make sandbox` runs; here it starts on free ports in a
-temporary folder, so the tests run beside a developer's own sandbox.
+The launcher is the same code `make sandbox` runs; here it starts in a temporary folder on
+free ports of this xdist worker's own, so the tests run beside a developer's own sandbox
+and beside another worker's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ sys.path.insert(0, str(ROOT / "examples" / "sandbox"))
 import launcher  # noqa: E402
 from launcher import CANARY_VERSION, Ports, Sandbox  # noqa: E402
 
+from tests.ports import free_ports  # noqa: E402
+
 __all__ = ["CANARY_VERSION", "Headless", "Ports", "Sandbox", "launcher", "require_programs",
            "start_sandbox", "wait_clean"]
 
@@ -43,7 +46,9 @@ def require_programs() -> None:
 
 def start_sandbox(run_dir: Path, rate: float = 40.0) -> Iterator[Sandbox]:
     require_programs()
-    box = Sandbox(run_dir, Ports.free(), rate=rate)
+    # Not Ports.free(): its ports are ephemeral ones, which a client may take before
+    # Prometheus binds (or rebinds, after a fault test restarted it) — see tests/ports.py.
+    box = Sandbox(run_dir, Ports(*free_ports(5)), rate=rate)
     started = time.monotonic()
     box.up(owner_pid=os.getpid())  # a killed test run leaves no sandbox behind
     print(f"\nsandbox up in {time.monotonic() - started:.1f}s:\n{box.describe()}")

@@ -31,12 +31,12 @@ def clock() -> FastClock:
 def test_first_acquire_wins_and_a_second_console_is_refused(
     tmp_path: Path, clock: FastClock
 ) -> None:
-    first = Lease.acquire(tmp_path, RELEASE, ALICE, clock)
+    first = Lease.acquire(tmp_path, RELEASE, ALICE, wall=clock)
     assert first is not None
     try:
         # Same process, separate open file description: flock still says no.
-        assert Lease.acquire(tmp_path, RELEASE, BOB, clock) is None
-        holder = current_holder(tmp_path, RELEASE, clock)
+        assert Lease.acquire(tmp_path, RELEASE, BOB, wall=clock) is None
+        holder = current_holder(tmp_path, RELEASE, wall=clock)
         assert holder is not None
         assert holder.holder == "alice@bastion-1"
         assert holder.pid == os.getpid()
@@ -47,23 +47,23 @@ def test_first_acquire_wins_and_a_second_console_is_refused(
 
 
 def test_after_release_another_console_can_drive(tmp_path: Path, clock: FastClock) -> None:
-    first = Lease.acquire(tmp_path, RELEASE, ALICE, clock)
+    first = Lease.acquire(tmp_path, RELEASE, ALICE, wall=clock)
     assert first is not None
     first.release()
     first.release()  # idempotent
-    assert current_holder(tmp_path, RELEASE, clock) is None
+    assert current_holder(tmp_path, RELEASE, wall=clock) is None
 
-    second = Lease.acquire(tmp_path, RELEASE, BOB, clock)
+    second = Lease.acquire(tmp_path, RELEASE, BOB, wall=clock)
     assert second is not None
     with second:
-        holder = current_holder(tmp_path, RELEASE, clock)
+        holder = current_holder(tmp_path, RELEASE, wall=clock)
         assert holder is not None and holder.holder == "bob@bastion-2"
-    assert current_holder(tmp_path, RELEASE, clock) is None
+    assert current_holder(tmp_path, RELEASE, wall=clock) is None
 
 
 def test_leases_of_different_releases_are_independent(tmp_path: Path, clock: FastClock) -> None:
-    a = Lease.acquire(tmp_path, "a", ALICE, clock)
-    b = Lease.acquire(tmp_path, "b", BOB, clock)
+    a = Lease.acquire(tmp_path, "a", ALICE, wall=clock)
+    b = Lease.acquire(tmp_path, "b", BOB, wall=clock)
     assert a is not None and b is not None
     a.release()
     b.release()
@@ -72,25 +72,25 @@ def test_leases_of_different_releases_are_independent(tmp_path: Path, clock: Fas
 def test_renew_moves_the_expiry_and_an_expired_but_held_lease_still_counts(
     tmp_path: Path, clock: FastClock
 ) -> None:
-    lease = Lease.acquire(tmp_path, RELEASE, ALICE, clock, ttl=30)
+    lease = Lease.acquire(tmp_path, RELEASE, ALICE, ttl=30, wall=clock)
     assert lease is not None
     try:
         clock.advance(20)
         lease.renew()
         assert lease.info.expires == clock.now() + 30
-        assert current_holder(tmp_path, RELEASE, clock).expires == clock.now() + 30  # type: ignore[union-attr]
+        assert current_holder(tmp_path, RELEASE, wall=clock).expires == clock.now() + 30  # type: ignore[union-attr]
 
         clock.advance(300)  # the holder is alive but has stopped renewing (hung?)
-        holder = current_holder(tmp_path, RELEASE, clock)
+        holder = current_holder(tmp_path, RELEASE, wall=clock)
         assert holder is not None  # the flock decides, not the expiry
         assert "not renewed" in holder.describe(clock.now())
-        assert Lease.acquire(tmp_path, RELEASE, BOB, clock) is None
+        assert Lease.acquire(tmp_path, RELEASE, BOB, wall=clock) is None
     finally:
         lease.release()
 
 
 def test_describe_names_holder_pid_and_local_start_time(tmp_path: Path, clock: FastClock) -> None:
-    lease = Lease.acquire(tmp_path, RELEASE, Actor("alice", "bastion-1"), clock)
+    lease = Lease.acquire(tmp_path, RELEASE, Actor("alice", "bastion-1"), wall=clock)
     assert lease is not None
     with lease:
         text = lease.info.describe(clock.now() + 5)
@@ -99,16 +99,16 @@ def test_describe_names_holder_pid_and_local_start_time(tmp_path: Path, clock: F
 
 
 def test_a_deleted_lock_file_means_the_lease_is_lost(tmp_path: Path, clock: FastClock) -> None:
-    lease = Lease.acquire(tmp_path, RELEASE, ALICE, clock)
+    lease = Lease.acquire(tmp_path, RELEASE, ALICE, wall=clock)
     assert lease is not None
     assert lease.held
     (tmp_path / "lease" / f"{RELEASE}.lock").unlink()
     assert not lease.held  # the engine must stop driving: someone else can lock a new file
-    other = Lease.acquire(tmp_path, RELEASE, BOB, clock)
+    other = Lease.acquire(tmp_path, RELEASE, BOB, wall=clock)
     assert other is not None
     lease.renew()  # must not overwrite the new holder's name
     lease.release()  # must not delete the new holder's info
-    assert current_holder(tmp_path, RELEASE, clock).holder == "bob@bastion-2"  # type: ignore[union-attr]
+    assert current_holder(tmp_path, RELEASE, wall=clock).holder == "bob@bastion-2"  # type: ignore[union-attr]
     other.release()
 
 
@@ -116,12 +116,10 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from relconsole.clock import SystemClock
     from relconsole.engine.lease import Lease
     from relconsole.model import Actor
 
-    lease = Lease.acquire(Path(sys.argv[1]), sys.argv[2], Actor("carol", "bastion-9"),
-                          SystemClock())
+    lease = Lease.acquire(Path(sys.argv[1]), sys.argv[2], Actor("carol", "bastion-9"))
     print("held" if lease else "refused", flush=True)
     time.sleep(120)
     """
@@ -151,8 +149,8 @@ def test_a_driver_killed_with_sigkill_frees_the_lease(
     assert child_driver.stdout is not None
     assert child_driver.stdout.readline().strip() == "held"
 
-    assert Lease.acquire(tmp_path, RELEASE, ALICE, clock) is None
-    holder = current_holder(tmp_path, RELEASE, clock)
+    assert Lease.acquire(tmp_path, RELEASE, ALICE, wall=clock) is None
+    holder = current_holder(tmp_path, RELEASE, wall=clock)
     assert holder is not None
     assert holder.pid == child_driver.pid
     assert holder.holder == "carol@bastion-9"
@@ -161,10 +159,10 @@ def test_a_driver_killed_with_sigkill_frees_the_lease(
     child_driver.wait(timeout=10)
 
     # Its info file is still on disk, but nobody holds the lock any more.
-    assert current_holder(tmp_path, RELEASE, clock) is None
-    mine = Lease.acquire(tmp_path, RELEASE, ALICE, clock)
+    assert current_holder(tmp_path, RELEASE, wall=clock) is None
+    mine = Lease.acquire(tmp_path, RELEASE, ALICE, wall=clock)
     assert mine is not None
     try:
-        assert current_holder(tmp_path, RELEASE, clock).pid == os.getpid()  # type: ignore[union-attr]
+        assert current_holder(tmp_path, RELEASE, wall=clock).pid == os.getpid()  # type: ignore[union-attr]
     finally:
         mine.release()

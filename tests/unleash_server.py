@@ -31,6 +31,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_ports
+
 ROOT = Path(__file__).resolve().parent.parent
 UNLEASH_DIR = ROOT / ".cache" / "unleash"
 SERVER_JS = UNLEASH_DIR / "node_modules" / "unleash-server" / "dist" / "server.js"
@@ -64,12 +66,6 @@ def _pg_bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
                    key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
     return found[-1] if found else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(check, what: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
@@ -132,7 +128,7 @@ def unleash_server() -> Iterator[UnleashServer]:
              "--no-locale", "--no-sync"],
             check=True, capture_output=True, cwd=base, **run_as,
         )
-        pg_port = _free_port()
+        pg_port, http_port = free_ports(2)  # see tests/ports.py
         with open(pg_log, "wb") as out:
             pg_proc = subprocess.Popen(
                 [postgres, "-D", str(data), "-p", str(pg_port), "-k", str(base),
@@ -159,7 +155,6 @@ def unleash_server() -> Iterator[UnleashServer]:
             time.sleep(0.1)  # accepting TCP a moment before it accepts logins
         else:
             raise RuntimeError(f"createdb failed: {made.stderr.decode(errors='replace')}")
-        http_port = _free_port()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(base),

@@ -13,10 +13,16 @@ previous holder sees `held` turn False and stops driving.
 
 Caveat: an os.fork() child shares its parent's lock; relconsole's own subprocesses do not
 inherit it because the descriptor is opened close-on-exec.
+
+Times in the info file are wall-clock seconds (`WALL_CLOCK`), never the engine's clock:
+they are compared across processes, and a demo's simulated clock runs `--speed` times
+faster than the next console's, which made a live driver look long expired (and a hung
+fast one look alive for hours).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import fcntl
 import json
@@ -39,6 +45,19 @@ ACQUIRE_ATTEMPTS = 5
 ACQUIRE_RETRY_DELAY = 0.02
 
 
+class WallClock:
+    """time.time(): the one clock every process on the host reads alike."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+WALL_CLOCK = WallClock()
+
+
 class LeaseError(Exception):
     """The lease files could not be created or written (not "someone else drives")."""
 
@@ -51,13 +70,19 @@ class LeaseInfo:
     since: float
     expires: float
     ssh_client: str | None = None
+    taken_over: str = ""
+    """Why this holder took the lease from another (its --take-over reason), if it did."""
 
-    def expired(self, now: float) -> bool:
-        """Held but not renewed in time: the holder is alive but hung (or stopped)."""
-        return now > self.expires
+    def expired(self, now: float | None = None) -> bool:
+        """Held but not renewed in time: the holder is alive but hung (or stopped).
 
-    def describe(self, now: float) -> str:
+        `now` is wall-clock time (the default); an engine's clock is not comparable.
+        """
+        return (WALL_CLOCK.now() if now is None else now) > self.expires
+
+    def describe(self, now: float | None = None) -> str:
         """'alice@bastion-1 (pid 4242) since 13:02:11', in local time, for the header."""
+        now = WALL_CLOCK.now() if now is None else now
         start = datetime.fromtimestamp(self.since).astimezone()
         today = datetime.fromtimestamp(now).astimezone().date()
         when = f"{start:%H:%M:%S}" if start.date() == today else f"{start:%Y-%m-%d %H:%M:%S}"
@@ -86,6 +111,7 @@ class LeaseInfo:
                 since=float(raw["since"]),
                 expires=float(raw["expires"]),
                 ssh_client=None if ssh is None else str(ssh),
+                taken_over=str(raw.get("taken_over") or ""),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -147,21 +173,25 @@ class Lease:
     """A held lease. Keep the object alive for as long as this console drives."""
 
     def __init__(
-        self, fd: int, lock_path: Path, info_path: Path, info: LeaseInfo, clock: Clock, ttl: float
+        self, fd: int, lock_path: Path, info_path: Path, info: LeaseInfo, wall: Clock, ttl: float
     ) -> None:
         self._fd: int | None = fd
         self._lock_path = lock_path
         self._info_path = info_path
-        self._clock = clock
+        self._wall = wall
         self.ttl = ttl
         self.info = info
         self.renew_error: str | None = None  # last failure to refresh the info file
 
     @classmethod
     def acquire(
-        cls, state_dir: Path, release_id: str, actor: Actor, clock: Clock, ttl: float = 30.0
+        cls, state_dir: Path, release_id: str, actor: Actor, *, ttl: float = 30.0,
+        wall: Clock = WALL_CLOCK,
     ) -> Lease | None:
-        """Take the lease, or None when a live process holds it (see current_holder)."""
+        """Take the lease, or None when a live process holds it (see current_holder).
+
+        `ttl` is in wall-clock seconds; `wall` is replaceable for tests only.
+        """
         lock_path, info_path = _paths(state_dir, release_id)
         try:
             ensure_private_dir(lock_path.parent)
@@ -170,7 +200,7 @@ class Lease:
             raise LeaseError(f"cannot take the lease in {lock_path.parent}: {exc}") from exc
         if fd is None:
             return None
-        now = clock.now()
+        now = wall.now()
         info = LeaseInfo(
             holder=f"{actor.user}@{actor.host}",
             pid=os.getpid(),
@@ -179,7 +209,7 @@ class Lease:
             expires=now + ttl,
             ssh_client=actor.ssh_client,
         )
-        lease = cls(fd, lock_path, info_path, info, clock, ttl)
+        lease = cls(fd, lock_path, info_path, info, wall, ttl)
         try:
             _write_info(info_path, info)
         except OSError as exc:
@@ -190,9 +220,13 @@ class Lease:
 
     @classmethod
     def take_over(
-        cls, state_dir: Path, release_id: str, actor: Actor, clock: Clock, ttl: float = 30.0
+        cls, state_dir: Path, release_id: str, actor: Actor, *, ttl: float = 30.0,
+        wall: Clock = WALL_CLOCK, reason: str = "",
     ) -> Lease:
         """Take the lease from a live holder (an operator's explicit decision).
+
+        `reason` is kept in the lease's info file, so the console that lost the lease
+        can say why at once, before the journal record of the take-over is written.
 
         A fresh lock file, locked first, is renamed over the old one: the previous
         holder's lock now guards an orphaned file, its `held` turns False, and it must
@@ -213,12 +247,12 @@ class Lease:
             with suppress(FileNotFoundError):
                 fresh.unlink()
             raise LeaseError(f"cannot take the lease over: {exc}") from exc
-        now = clock.now()
+        now = wall.now()
         info = LeaseInfo(
             holder=f"{actor.user}@{actor.host}", pid=os.getpid(), host=actor.host,
-            since=now, expires=now + ttl, ssh_client=actor.ssh_client,
+            since=now, expires=now + ttl, ssh_client=actor.ssh_client, taken_over=reason,
         )
-        lease = cls(fd, lock_path, info_path, info, clock, ttl)
+        lease = cls(fd, lock_path, info_path, info, wall, ttl)
         try:
             _write_info(info_path, info)
         except OSError as exc:
@@ -236,7 +270,7 @@ class Lease:
         """Push the displayed expiry to now + ttl. A no-op once released or lost."""
         if not self.held:
             return  # writing now could overwrite a new holder's info
-        info = dataclasses.replace(self.info, expires=self._clock.now() + self.ttl)
+        info = dataclasses.replace(self.info, expires=self._wall.now() + self.ttl)
         try:
             _write_info(self._info_path, info)
         except OSError as exc:
@@ -274,26 +308,39 @@ class Lease:
             self.release()
 
 
-def current_holder(state_dir: Path, release_id: str, clock: Clock) -> LeaseInfo | None:
-    """Who drives the release now; None when nobody holds the lock (or its holder died)."""
-    lock_path, info_path = _paths(state_dir, release_id)
+def _driven(lock_path: Path) -> bool:
+    """Whether a live process holds this lock file exclusively."""
     try:
         fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None
+        return False
     try:
         # A shared probe: it fails only against an exclusive holder, and two watchers
         # probing at once do not disturb each other.
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None
+        return False
     except BlockingIOError:
-        pass
+        return True
     finally:
         os.close(fd)
+
+
+def current_holder(
+    state_dir: Path, release_id: str, *, wall: Clock = WALL_CLOCK
+) -> LeaseInfo | None:
+    """Who drives the release now; None when nobody holds the lock (or its holder died)."""
+    lock_path, info_path = _paths(state_dir, release_id)
+    if not _driven(lock_path):
+        return None
     for _ in range(ACQUIRE_ATTEMPTS):
         info = _read_info(info_path)
         if info is not None:
             return info
         time.sleep(ACQUIRE_RETRY_DELAY)  # the holder is between its flock and its info write
-    now = clock.now()
+    now = wall.now()
     return LeaseInfo(holder="unknown", pid=0, host="", since=now, expires=now)
+
+
+def any_driven(state_dir: Path) -> bool:
+    """Whether a live process drives any release whose lease is kept in `state_dir`."""
+    return any(_driven(lock) for lock in (Path(state_dir) / "lease").glob("*.lock"))
