@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relconsole.clock import Clock
+from relconsole.clock import Clock, clock_text
 from relconsole.config import ConfigError, LoadedConfig, load_config
 from relconsole.engine.journal import Journal, journal_path
 from relconsole.engine.lease import Lease, LeaseInfo, any_driven, current_holder
@@ -145,7 +145,8 @@ def open_session(
         lease = Lease.acquire(sdir, release_id, actor, ttl=lease_ttl)
         if lease is None and take_over:
             taken_from = current_holder(sdir, release_id)
-            lease = Lease.take_over(sdir, release_id, actor, ttl=lease_ttl)
+            lease = Lease.take_over(sdir, release_id, actor, ttl=lease_ttl,
+                                    reason=take_over)
         if lease is not None:
             mode = Mode.DRIVE
             driver, driver_since = "you", lease.info.since
@@ -180,7 +181,7 @@ def open_session(
         driver=driver,
         driver_since=driver_since,
         driver_probe=probe,
-        heartbeat=_heartbeat(lease, sdir, release_id) if lease is not None else None,
+        heartbeat=_heartbeat(lease, sdir, release_id, journal) if lease is not None else None,
     )
     if lease is not None and take_over:
         previous = taken_from.holder if taken_from else "nobody"
@@ -193,15 +194,42 @@ def open_session(
     return Session(engine, lease, built, sdir, watch_reason, holder_info)
 
 
-def _heartbeat(lease: Lease, sdir: Path, release_id: str) -> Callable[[], str | None]:
+def _heartbeat(
+    lease: Lease, sdir: Path, release_id: str, journal: Journal
+) -> Callable[[], str | None]:
+    # Only a take-over written after this console took the lease can be the one that
+    # took it away.
+    since = len(journal.records())
+
     def beat() -> str | None:
         if lease.held:
             lease.renew()
             return None
-        holder = current_holder(sdir, release_id)
-        return f"{holder.describe()} took over" if holder else "lease released"
+        return _lost_lease(sdir, release_id, journal, since)
 
     return beat
+
+
+def _lost_lease(sdir: Path, release_id: str, journal: Journal, since: int) -> str:
+    """Who took the lease, when and why — from the journal, since a one-shot command
+    that took it may already have finished and released it again."""
+    took = next(
+        (r for r in reversed(journal.records()[since:])
+         if r.get("intent") == "lease.take_over" and isinstance(r.get("ts"), int | float)),
+        None,
+    )
+    holder = current_holder(sdir, release_id)
+    now = f"{holder.describe()} drives now" if holder else "nobody drives now"
+    if took is None:
+        if holder is None:
+            return "lease released — nobody drives"
+        why = f": {holder.taken_over}" if holder.taken_over else ""
+        return f"{holder.describe()} took over{why}"
+    actor = took.get("actor") or {}
+    who = f"{actor.get('user', '?')}@{actor.get('host', '?')}"
+    pid = (took.get("after") or {}).get("pid")
+    return (f"{who}{f' (pid {pid})' if pid else ''} took over at {clock_text(took['ts'])}: "
+            f"{took.get('reason') or 'no reason given'}; {now}")
 
 
 def demo_config(

@@ -22,6 +22,7 @@ from relconsole.clock import SystemClock, clock_text
 from relconsole.config import ConfigError, ConfigProblems, LoadedConfig, load_config
 from relconsole.exit_codes import ExitCode
 from relconsole.headless import format_value, run_headless
+from relconsole.model import Mode
 
 if TYPE_CHECKING:
     from relconsole.model import Flag
@@ -195,6 +196,9 @@ def _front_end(session: Any, args: argparse.Namespace, theme: str | None) -> int
             await session.close()
 
     if args.headless:
+        if session.engine.mode is Mode.WATCH and session.watch_reason:
+            # A pipeline that only watches must say so, and who drives instead.
+            print(f"relconsole: watch-only: {session.watch_reason}", file=sys.stderr)
         return asyncio.run(headless())
     try:
         return _run_tui(session, args, theme)
@@ -224,10 +228,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namespace) -> int:
-    """Watch a simulated release that a driver in this same process moves along."""
+    """Watch a simulated release: the demo that drives it, or one moved along here.
+
+    A watcher never takes the lease. When another demo drives in this state folder it
+    is that demo's release being watched; only when nobody drives does a driver in
+    this same process move a release along for the watcher to show.
+    """
     from relconsole.assembly import build_providers, open_session
+    from relconsole.engine.lease import current_holder
     from relconsole.model import Actor
 
+    if current_holder(sdir, cfg.plan.release_id) is not None:
+        session = open_session(cfg, clock=clock, state=sdir, watch=True)
+        return _front_end(session, args, args.theme or cfg.theme)
     providers = build_providers(cfg, clock, state=sdir)
     driver = open_session(cfg, clock=clock, state=sdir, providers=providers,
                           actor=Actor("demo-driver", "simulator"))

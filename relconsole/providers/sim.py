@@ -103,9 +103,30 @@ class SimWorld:
         # One-shot commands (`relconsole advance -c ...`) are separate processes: the
         # world is kept in the state folder so the next command sees what the last did.
         self.persist = persist
+        self._seen: tuple[int, int] | None = None
         self._load()
 
+    def _stamp(self) -> tuple[int, int] | None:
+        if self.persist is None:
+            return None
+        try:
+            st = self.persist.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def refresh(self) -> None:
+        """Pick up what another process did to this world since it was last read.
+
+        A watcher in another process (or a one-shot command) shares the world only
+        through its file; without this it would show the weight it started with while
+        the driver moves on.
+        """
+        if self._stamp() != self._seen:
+            self._load()
+
     def _load(self) -> None:
+        self._seen = self._stamp()
         if self.persist is None or not self.persist.exists():
             return
         try:
@@ -133,6 +154,7 @@ class SimWorld:
         tmp = self.persist.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.persist)
+        self._seen = self._stamp()
 
     # -- the world's physics
 
@@ -213,6 +235,7 @@ class SimMetrics:
 
     async def sample(self, metrics: Sequence[MetricSpec]) -> dict[str, MetricPair]:
         self.sample_calls += 1
+        self.world.refresh()
         now = self.world.clock.now()
         weight = self.world.weight
         return {
@@ -254,6 +277,7 @@ class SimTraffic:
         self.world = world
 
     async def read(self) -> TrafficState:
+        self.world.refresh()
         self.world.traffic_call("read")
         weight = self.world.weight
         servers = tuple(
@@ -282,6 +306,7 @@ class SimFlags:
         self.world = world
 
     async def list_flags(self) -> list[Flag]:
+        self.world.refresh()
         return list(self.world.flags.values())
 
     def _get(self, key: str) -> Flag:
