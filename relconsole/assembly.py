@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +17,9 @@ from typing import Any, TypeVar
 
 from relconsole.clock import Clock, clock_text
 from relconsole.config import ConfigError, LoadedConfig, load_config
-from relconsole.engine.journal import Journal, journal_path
+from relconsole.engine.journal import Journal, head_path, journal_path
 from relconsole.engine.lease import Lease, LeaseInfo, any_driven, current_holder
-from relconsole.engine.paths import current_actor, state_dir
+from relconsole.engine.paths import current_actor, ensure_private_dir, state_dir
 from relconsole.engine.release import ReleaseEngine
 from relconsole.model import Actor, Mode
 from relconsole.providers import registry
@@ -90,6 +89,8 @@ class Session:
     state_dir: Path
     watch_reason: str = ""  # why this console watches instead of driving
     holder: LeaseInfo | None = None  # who drives instead, when the lease was taken
+    actor: Actor | None = None  # who takes the lease, if this watcher takes it (`take`)
+    lease_ttl: float = 30.0
 
     def take_over_hint(self) -> str:
         """What to tell an operator who could not drive, and how to take over."""
@@ -98,9 +99,43 @@ class Session:
             return (
                 f"{self.holder.describe(now)} holds the lease but has not renewed it "
                 f"for {now - self.holder.expires:.0f}s (hung or stopped?); take it over "
-                "with --take-over --reason TEXT"
+                "with --take-over --take-over-reason TEXT"
             )
-        return f"{self.watch_reason}; --take-over --reason TEXT takes it (journalled)"
+        return (f"{self.watch_reason}; --take-over --take-over-reason TEXT takes it "
+                "(journalled)")
+
+    async def take(self, reason: str) -> str | None:
+        """Take the lease if nobody holds it, and drive from this console from now on.
+
+        Returns why not (someone drives), or None once the engine drives. A live holder's
+        lease is never taken here: that stays an explicit `--take-over`.
+        """
+        engine = self.engine
+        if engine.mode is Mode.DRIVE:
+            return "this console drives this release already"
+        release_id = engine.plan.release_id
+        actor = self.actor or current_actor()
+        lease = Lease.acquire(self.state_dir, release_id, actor, ttl=self.lease_ttl)
+        if lease is None:
+            holder = current_holder(self.state_dir, release_id)
+            who = holder.describe() if holder else "another console"
+            return (f"{who} drives this release — taking a live lease is a take-over: "
+                    "relconsole run --take-over --take-over-reason TEXT")
+        try:
+            # A watcher that never saw a journal written has no folder for one yet.
+            ensure_private_dir(engine.journal.path.parent)
+            await engine.take_drive(
+                _heartbeat(lease, self.state_dir, release_id, engine.journal),
+                since=lease.info.since, reason=reason,
+                holder={"driver": lease.info.holder, "pid": lease.info.pid},
+            )
+        except BaseException:
+            lease.release()
+            raise
+        if self.lease is not None:
+            self.lease.release()
+        self.lease, self.holder, self.watch_reason = lease, None, ""
+        return None
 
     async def close(self) -> None:
         await self.engine.close()
@@ -188,10 +223,22 @@ def open_session(
         journal.append(
             "lease.take_over", reason=take_over,
             before={"driver": previous, "pid": taken_from.pid if taken_from else None},
-            after={"driver": lease.info.holder, "pid": lease.info.pid},
+            # Where the release stands, as the journal left it: recovery reads the last
+            # record's phase, and a paused release must stay paused under its new driver.
+            after={**_release_view(journal), "driver": lease.info.holder,
+                   "pid": lease.info.pid},
             outcome="verified",
         )
-    return Session(engine, lease, built, sdir, watch_reason, holder_info)
+    return Session(engine, lease, built, sdir, watch_reason, holder_info, actor, lease_ttl)
+
+
+def _release_view(journal: Journal) -> dict[str, Any]:
+    for record in reversed(journal.records()):
+        after = record.get("after")
+        if isinstance(after, dict) and "phase" in after:
+            return {k: after[k] for k in ("phase", "step", "weight", "pause_reason")
+                    if k in after}
+    return {}
 
 
 def _heartbeat(
@@ -203,7 +250,10 @@ def _heartbeat(
 
     def beat() -> str | None:
         if lease.held:
-            lease.renew()
+            # Called every LEASE_CHECK_INTERVAL: the check is two stats; the info file
+            # is rewritten only once a third of its ttl is used up.
+            if lease.info.expires - time.time() < lease.ttl * 2 / 3:
+                lease.renew()
             return None
         return _lost_lease(sdir, release_id, journal, since)
 
@@ -219,6 +269,13 @@ def _lost_lease(sdir: Path, release_id: str, journal: Journal, since: int) -> st
         None,
     )
     holder = current_holder(sdir, release_id)
+    for _ in range(10):
+        # Noticed between the taker's lock and its info write: the info file still
+        # names this console. The taker writes it next, within milliseconds.
+        if holder is None or holder.pid != os.getpid():
+            break
+        time.sleep(0.02)
+        holder = current_holder(sdir, release_id)
     now = f"{holder.describe()} drives now" if holder else "nobody drives now"
     if took is None:
         if holder is None:
@@ -248,12 +305,58 @@ def demo_config(
     return dataclasses.replace(cfg, plan=plan, providers={**cfg.providers, "metrics": metrics})
 
 
-def demo_state_dir(base: Path | None = None) -> Path:
-    """A fresh state folder for a demo run: the simulated world restarts every time —
-    unless a demo still drives there. Wiping its folder deleted its lease's lock file, so
-    a second demo took a fresh lock and drove too; left alone, it watches the first."""
+EARLIER = "earlier"  # under the demo's journal folder: journals of earlier demo runs
+
+
+@dataclass(frozen=True)
+class DemoState:
+    """The state folder of a demo run, and the earlier demos' journals it set aside."""
+
+    dir: Path
+    kept: tuple[Path, ...] = ()
+
+
+def demo_state(base: Path | None = None) -> DemoState:
+    """A state folder for a demo run: the simulated world restarts every time, but no
+    journal is ever deleted — an earlier demo's is moved to `journal/earlier/`, named
+    with the time it was last written. `--state-dir` may be a folder that holds real
+    releases: only the demo's own world file is removed, nothing else is touched.
+
+    A demo that still drives there is left alone entirely: wiping its folder deleted
+    its lease's lock file, so a second demo took a fresh lock and drove too; left
+    alone, the second one watches the first.
+    """
     root = state_dir(base) / "demo"
-    if not any_driven(root):
+    if any_driven(root):
+        return DemoState(state_dir(root))
+    sdir = state_dir(root)
+    kept = _set_aside_journals(sdir)
+    for world in sdir.glob("sim-*.json"):  # the simulator's saved world (sim.py)
         with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(root)
-    return state_dir(root)
+            world.unlink()
+    return DemoState(sdir, kept)
+
+
+def demo_state_dir(base: Path | None = None) -> Path:
+    return demo_state(base).dir
+
+
+def _set_aside_journals(sdir: Path) -> tuple[Path, ...]:
+    """Move each journal (and its head file) to `journal/earlier/<name>.<time>.jsonl`."""
+    folder = sdir / "journal"
+    kept: list[Path] = []
+    for path in sorted(folder.glob("*.jsonl")):
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(path.stat().st_mtime))
+        earlier = folder / EARLIER
+        earlier.mkdir(mode=0o700, exist_ok=True)
+        target = earlier / f"{path.stem}.{stamp}.jsonl"
+        counter = 1
+        while target.exists():  # two demos in one second: never overwrite either
+            counter += 1
+            target = earlier / f"{path.stem}.{stamp}-{counter}.jsonl"
+        head = head_path(path)
+        path.rename(target)
+        if head.exists():
+            head.rename(head_path(target))
+        kept.append(target)
+    return tuple(kept)

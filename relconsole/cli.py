@@ -9,19 +9,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import io
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from relconsole import __version__
+from relconsole import __version__, units
 from relconsole.clock import SystemClock, clock_text
 from relconsole.config import ConfigError, ConfigProblems, LoadedConfig, load_config
 from relconsole.exit_codes import ExitCode
-from relconsole.headless import format_value, run_headless
+from relconsole.handoff import Handoff
+from relconsole.headless import format_value, run_headless, silence
 from relconsole.model import Mode
 
 if TYPE_CHECKING:
@@ -80,14 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_take_over(p: argparse.ArgumentParser) -> None:
         p.add_argument("--take-over", action="store_true",
-                       help="take the lease from the console that drives (needs --reason; "
-                            "journalled)")
+                       help="take the lease from the console that drives (needs "
+                            "--take-over-reason; journalled)")
+        p.add_argument("--take-over-reason", default="", metavar="TEXT",
+                       help="why you take the release from its driver (journalled as the "
+                            "take-over's reason, never as the action's)")
+
+    # A console that quits mid-release hands it to `demo --headless --take-over`.
+    with_take_over(demo)
+    demo.add_argument("--reason", default="", help="why (with --take-over)")
 
     run = sub.add_parser("run", help="the console attached to the release in a config file")
     with_config(run)
     with_ui(run)
     with_take_over(run)
-    run.add_argument("--reason", default="", help="why (with --take-over)")
+    run.add_argument("--reason", default="", help="why (with --take-over or --again)")
+    run.add_argument("--again", action="store_true",
+                     help="after a rollback (or a promotion): start a new attempt of the same "
+                          "release at the first step (needs --reason; journalled as `restart`)")
 
     check = sub.add_parser("check", help="validate the config and reach every provider")
     with_config(check)
@@ -108,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         with_take_over(p)
         p.add_argument("--reason", required=name == "rollback", default="",
                        help="why (journalled; required for rollback)")
+        if name == "advance":
+            p.add_argument("--skip-bake", action="store_true",
+                           help="advance although the step's bake is not over (needs "
+                                "--reason; journalled as an early advance)")
 
     flags = sub.add_parser("flags", help="list the release's feature flags")
     with_config(flags)
@@ -179,19 +196,45 @@ def _follow_terminal_size() -> None:
             os.environ.pop(name, None)
 
 
-def _run_tui(session: Any, args: argparse.Namespace, theme: str | None) -> int:
+def _run_tui(
+    session: Any, args: argparse.Namespace, theme: str | None, simulation: float | None = None,
+    handoff: Handoff | None = None,
+) -> int:
     from relconsole.tui.app import ReleaseApp
 
     _follow_terminal_size()
-    app = ReleaseApp(session.engine, theme=theme, watch_reason=session.watch_reason)
+    app = ReleaseApp(session.engine, theme=theme, watch_reason=session.watch_reason,
+                     simulation=simulation, state_dir=session.state_dir, handoff=handoff,
+                     take=session.take)
     app.run(mouse=not args.no_mouse)
+    if app.exit_line:
+        # Once the terminal is back: where the release was left, and how to get back to it.
+        print(app.exit_line)
     return 0
 
 
-def _front_end(session: Any, args: argparse.Namespace, theme: str | None) -> int:
+def _handoff(session: Any, command: list[str], reattach: list[str]) -> Handoff:
+    """How the console hands its release to `relconsole <command> --headless` on quitting
+    (the same config and state folder), and the command that attaches to it again."""
+    return Handoff(
+        argv=(sys.executable, "-m", "relconsole", *command, "--headless"),
+        state_dir=session.state_dir,
+        release_id=session.engine.plan.release_id,
+        reattach=shlex.join(["relconsole", *reattach]),
+        cwd=Path.cwd(),
+    )
+
+
+def _front_end(
+    session: Any, args: argparse.Namespace, theme: str | None, simulation: float | None = None,
+    handoff: Handoff | None = None,
+) -> int:
+    take_with = (shlex.join(["relconsole", "run", "-c", args.config])
+                 if args.command == "run" else "relconsole demo")
+
     async def headless() -> int:
         try:
-            return await run_headless(session.engine, as_json=args.json)
+            return await run_headless(session.engine, as_json=args.json, take_with=take_with)
         finally:
             await session.close()
 
@@ -201,7 +244,7 @@ def _front_end(session: Any, args: argparse.Namespace, theme: str | None) -> int
             print(f"relconsole: watch-only: {session.watch_reason}", file=sys.stderr)
         return asyncio.run(headless())
     try:
-        return _run_tui(session, args, theme)
+        return _run_tui(session, args, theme, simulation, handoff)
     finally:
         asyncio.run(session.close())
 
@@ -210,7 +253,7 @@ def _front_end(session: Any, args: argparse.Namespace, theme: str | None) -> int
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from relconsole.assembly import demo_config, demo_state_dir, open_session
+    from relconsole.assembly import demo_config, demo_state, open_session
 
     if args.speed <= 0:
         raise CliError("--speed must be positive", ExitCode.USAGE)
@@ -220,11 +263,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
             cfg, plan=dataclasses.replace(cfg.plan, auto_advance=True, auto_rollback=True)
         )
     clock = _clock(args.speed)
-    sdir = demo_state_dir(args.state_dir)
+    state = demo_state(args.state_dir)
+    for kept in state.kept:
+        print(f"relconsole: the previous demo's journal is kept as {kept}", file=sys.stderr)
+    sdir = state.dir
     if args.watch:
         return _demo_watch(cfg, clock, sdir, args)
-    session = open_session(cfg, clock=clock, state=sdir)
-    return _front_end(session, args, args.theme or cfg.theme)
+    session = open_session(cfg, clock=clock, state=sdir, take_over=_take_over_reason(args))
+    where = ["--state-dir", str(args.state_dir)] if args.state_dir else []
+    handoff = _handoff(
+        session,
+        ["demo", "--scenario", args.scenario, "--seed", str(args.seed), "--speed",
+         f"{args.speed:g}", "--state-dir", str(sdir.parent)],
+        ["demo", "--scenario", args.scenario, *where],
+    )
+    return _front_end(session, args, args.theme or cfg.theme, simulation=args.speed,
+                      handoff=handoff)
 
 
 def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namespace) -> int:
@@ -240,7 +294,7 @@ def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namesp
 
     if current_holder(sdir, cfg.plan.release_id) is not None:
         session = open_session(cfg, clock=clock, state=sdir, watch=True)
-        return _front_end(session, args, args.theme or cfg.theme)
+        return _front_end(session, args, args.theme or cfg.theme, simulation=args.speed)
     providers = build_providers(cfg, clock, state=sdir)
     driver = open_session(cfg, clock=clock, state=sdir, providers=providers,
                           actor=Actor("demo-driver", "simulator"))
@@ -249,7 +303,8 @@ def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namesp
     from relconsole.tui.app import ReleaseApp
 
     app = ReleaseApp(watcher.engine, theme=args.theme or cfg.theme,
-                     watch_reason=watcher.watch_reason, background=[driver.engine.run])
+                     watch_reason=watcher.watch_reason, background=[driver.engine.run],
+                     simulation=args.speed, state_dir=sdir)
     _follow_terminal_size()
     try:
         app.run(mouse=not args.no_mouse)
@@ -267,26 +322,87 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg, plan=dataclasses.replace(cfg.plan, auto_advance=True, auto_rollback=True)
         )
     clock = _clock()
+    again = _again_reason(args)
     session = open_session(cfg, clock=clock, watch=args.watch, state=args.state_dir,
                            take_over=_take_over_reason(args))
     if session.lease is None and not args.watch:
-        if args.headless:
+        if args.headless or again:
             asyncio.run(session.close())
             raise CliError(f"cannot drive: {session.take_over_hint()}", ExitCode.ERROR)
         reason = _confirm_expired_take_over(session)
         if reason:
             asyncio.run(session.close())
             session = open_session(cfg, clock=clock, state=args.state_dir, take_over=reason)
-    return _front_end(session, args, args.theme or cfg.theme)
+    if again:
+        _start_again(session, again)
+    where = ["--state-dir", str(args.state_dir)] if args.state_dir else []
+    handoff = _handoff(
+        session,
+        ["run", "-c", str(Path(args.config).resolve()), "--state-dir", str(session.state_dir)],
+        ["run", "-c", args.config, *where],
+    )
+    return _front_end(session, args, args.theme or cfg.theme, handoff=handoff)
+
+
+def _again_reason(args: argparse.Namespace) -> str | None:
+    if not getattr(args, "again", False):
+        return None
+    if args.watch:
+        raise CliError("--again starts a new attempt, which a --watch console cannot do",
+                       ExitCode.USAGE)
+    if not args.reason.strip():
+        raise CliError("--again needs --reason TEXT: running a release again is journalled "
+                       "with why (what was fixed)", ExitCode.USAGE)
+    return args.reason.strip()
+
+
+def _start_again(session: Any, reason: str) -> None:
+    """Journal a `restart`: recovery then starts the release over at the first step,
+    and every record of the earlier attempts stays in the journal."""
+    from relconsole.engine.recovery import RESTART, again_refusal, attempt_phase
+
+    journal = session.engine.journal
+    records = journal.records()
+    refusal = again_refusal(records)
+    if refusal is not None:
+        asyncio.run(session.close())
+        raise CliError(f"--again refused for {session.engine.plan.release_id}: {refusal}",
+                       ExitCode.USAGE)
+    from relconsole.engine.journal import JournalError
+
+    last: dict[str, Any] = next((r["after"] for r in reversed(records)
+                                 if isinstance(r.get("after"), dict) and "weight" in r["after"]),
+                                {})
+
+    try:
+        journal.append(RESTART, reason=reason,
+                       before={"phase": attempt_phase(records), "weight": last.get("weight", 0)},
+                       after={"phase": "pending", "weight": last.get("weight", 0)},
+                       outcome="verified")
+    except JournalError as exc:
+        asyncio.run(session.close())
+        raise CliError(f"--again: {exc}", ExitCode.ERROR) from exc
+
+
+# Commands whose --reason is only ever the take-over's: they take no action of their own.
+REASON_IS_TAKE_OVER = frozenset({"run", "demo"})
 
 
 def _take_over_reason(args: argparse.Namespace) -> str | None:
+    """Why the lease is taken, kept apart from the action's --reason (issue 10): on a
+    one-shot command `--reason` is the action's and never doubles as the take-over's."""
     if not getattr(args, "take_over", False):
+        if getattr(args, "take_over_reason", ""):
+            raise CliError("--take-over-reason needs --take-over", ExitCode.USAGE)
         return None
-    if not args.reason.strip():
-        raise CliError("--take-over needs --reason TEXT: taking a release from someone "
-                       "is journalled with why", ExitCode.USAGE)
-    return args.reason.strip()
+    why = args.take_over_reason.strip()
+    if not why and args.command in REASON_IS_TAKE_OVER:
+        why = args.reason.strip()  # `run --take-over --reason TEXT`, as it always was
+    if not why:
+        raise CliError("--take-over needs --take-over-reason TEXT: taking a release from "
+                       "someone is journalled with why (--reason is the action's own "
+                       "reason, and is not used for the take-over)", ExitCode.USAGE)
+    return why
 
 
 def _confirm_expired_take_over(session: Any) -> str | None:
@@ -389,6 +505,8 @@ def _snapshot_dict(snap: Any) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from relconsole.assembly import open_session
+    from relconsole.model import Phase
+    from relconsole.placeholders import dashboards
 
     cfg = _load(args)
     session = open_session(cfg, clock=_clock(), watch=True, state=args.state_dir)
@@ -408,15 +526,23 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"step {snap.step_index + 1}/{len(plan.steps)}   driver: {snap.driver}")
         if snap.pause_reason:
             print(f"paused: {snap.pause_reason}")
+        for what, address in dashboards(plan):
+            print(f"{what} dashboard: {address}")
         for p in snap.problems:
             print(f"! {p.message} (since {clock_text(p.since)})")
-        units = {m.name: m.unit for m in plan.metrics}
+        cause = snap.rollback_cause
+        if cause is not None and snap.phase in (
+            Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ROLLBACK_FAILED
+        ):
+            print(f"rolled back from {cause.weight}% at {clock_text(cause.at)}: {cause.reason}")
         for g in snap.gates:
-            unit = units.get(g.name, "")
+            # One spelling with the screen and the journal: values and limits both in the
+            # metric's unit, never '0.22%' beside '≤0.01'.
+            unit = g.unit or units.unit_of(plan.metrics, g.name)
             print(f"  {g.verdict.value.upper():<12} {g.name:<14} "
                   f"canary {format_value(g.name, g.canary, unit):>8}  "
                   f"baseline {format_value(g.name, g.baseline, unit):>8}  "
-                  f"{g.spec.describe():<16} {g.reason}")
+                  f"{units.threshold(g.spec, unit):<16} {g.reason}")
         return 0
 
     return asyncio.run(go())
@@ -436,7 +562,7 @@ def _drive(args: argparse.Namespace, action: Any) -> int:
 
     async def go() -> int:
         try:
-            await session.engine.attach()
+            await session.engine.attach(announce=False)
             result = await action(session.engine)
             if not result.ok and session.engine.phase in (
                 Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED
@@ -453,6 +579,12 @@ def _drive(args: argparse.Namespace, action: Any) -> int:
 
 def cmd_intent(args: argparse.Namespace) -> int:
     name = args.command
+    if name == "advance":
+        if args.skip_bake and not args.reason.strip():
+            raise CliError("--skip-bake needs --reason TEXT: cutting a bake short is "
+                           "journalled with why", ExitCode.USAGE)
+        return _drive(args, lambda engine: engine.advance(args.reason,
+                                                          skip_bake=args.skip_bake))
     return _drive(args, lambda engine: getattr(engine, name)(args.reason))
 
 
@@ -514,6 +646,8 @@ def cmd_flags(args: argparse.Namespace) -> int:
         audit = flags_audit.marker(by_key.get(f.key, ()))
         print(f"{mark} {r['key']:<34} {r['type']:<12} {state:<7} {rollout:>5}  "
               f"{_age(now, f.created):>5}  {audit:<3} {r['owner'] or '(no owner)'}")
+    if findings:  # the letters mean nothing on their own
+        print(f"audit: {flags_audit.legend()} (details: --audit)")
     return 0
 
 
@@ -541,6 +675,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
 def cmd_journal(args: argparse.Namespace) -> int:
     from relconsole.engine.journal import Journal, journal_path, render_markdown, verify
     from relconsole.engine.paths import current_actor, state_dir
+    from relconsole.placeholders import dashboards
 
     cfg = _load(args, resolve_secrets=False)
     path = journal_path(state_dir(args.state_dir or cfg.state_dir), cfg.plan.release_id)
@@ -569,8 +704,52 @@ def cmd_journal(args: argparse.Namespace) -> int:
             print(json.dumps(record, ensure_ascii=False))
     else:
         print(render_markdown(records, f"{cfg.plan.service} {cfg.plan.version} "
-                                       f"→ {cfg.plan.environment}"))
+                                       f"→ {cfg.plan.environment}",
+                              links=dashboards(cfg.plan)))
     return 0
+
+
+def _misused_option(args: argparse.Namespace) -> str:
+    """Why an option given would do nothing in the chosen mode ("" when all apply).
+
+    Silently ignoring one misleads: `--theme neon --headless` looked accepted, and a
+    demo's `--manual --headless` still advanced by itself.
+    """
+    if args.command not in ("run", "demo"):
+        return ""
+    if not args.headless:
+        if args.json:
+            return "--json needs --headless (the console has no event stream to print)"
+        return _unknown_theme(args.theme) if args.theme is not None else ""
+    if args.command == "demo" and args.watch:
+        return ("--watch and --headless do not go together for a demo (its watch mode is "
+                "a screen); drop one of them")
+    ignored = [
+        ("--theme", args.theme is not None, "there is no screen to colour"),
+        ("--no-mouse", args.no_mouse, "there is no screen to click"),
+        ("--manual", getattr(args, "manual", False),
+         "a headless run advances by itself on passing gates"),
+    ]
+    for option, given, why in ignored:
+        if given:
+            return f"{option} does nothing with --headless ({why}); drop one of them"
+    return ""
+
+
+def _unknown_theme(name: str) -> str:
+    """One line naming the themes when `name` is not one of them ("" when it is)."""
+    from relconsole.suggest import did_you_mean
+    from relconsole.tui.themes import PREFIX, ThemeError, load_themes, offered, resolve_name
+
+    try:
+        names = offered(load_themes())
+    except ThemeError as exc:
+        return str(exc)
+    if resolve_name(name, set(names)) is not None:
+        return ""
+    short = [n.removeprefix(PREFIX) for n in names]
+    hint = did_you_mean(name.removeprefix(PREFIX), short, inline=True)
+    return f"unknown theme {name!r}{hint}: choose one of {', '.join(short)}"
 
 
 COMMANDS = {
@@ -591,26 +770,98 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code: int = ExitCode.OK
+    try:
+        code = _main(argv)
+        # Output to a pipe is buffered: a reader that went away (`| head -1`) shows here.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of our output went away: its choice, not an error to report. A
+        # headless run has already paused its release (see headless.Output).
+        silence(sys.stdout)
+    return code
+
+
+class _ReaderMayLeave(io.TextIOBase):
+    """Stdout for a one-shot command: once its reader has gone (`| head -1`), writes go
+    nowhere instead of failing, so the command finishes and exits with its own code
+    (`flags --audit` still says 1 when it found something)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._went()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._went()
+
+    def _went(self) -> None:
+        self.gone = True
+        silence(self.stream)
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "json", False) and args.command in ("run", "demo") and not args.headless:
-        parser.error("--json needs --headless")
+    if args.command in ("run", "demo"):
+        # The front ends mind their own stdout: a terminal, or headless.Output.
+        return _run_command(args)
+    stdout = sys.stdout
+    sys.stdout = cast(TextIO, _ReaderMayLeave(stdout))
     try:
+        return _run_command(args)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    try:
+        misused = _misused_option(args)
+        if misused:
+            raise CliError(misused, ExitCode.USAGE)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"relconsole: {exc}", file=sys.stderr)
+        _complain(f"relconsole: {exc}")
         return ExitCode.USAGE
     except CliError as exc:
-        print(f"relconsole: {exc}", file=sys.stderr)
+        _complain(f"relconsole: {exc}")
         return exc.code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         if os.environ.get("RELCONSOLE_DEBUG"):
             raise
-        print(f"relconsole: internal error: {type(exc).__name__}: {exc} "
-              "(set RELCONSOLE_DEBUG=1 for a traceback)", file=sys.stderr)
+        _complain(f"relconsole: internal error: {type(exc).__name__}: {exc} "
+                  "(set RELCONSOLE_DEBUG=1 for a traceback)")
         return ExitCode.ERROR
+
+
+def _complain(text: str) -> None:
+    try:
+        print(text, file=sys.stderr)
+    except BrokenPipeError:
+        silence(sys.stderr)
 
 
 if __name__ == "__main__":

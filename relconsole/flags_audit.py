@@ -38,6 +38,23 @@ MARKERS = {
     "naming": "N",
 }
 
+# What each marker means, in a few words: the console's help and flags panel explain
+# the letters with these.
+MEANINGS = {
+    "expired": "past the expiry date set on it",
+    "lifetime": "older than its type's lifetime",
+    "full-on": "on for everyone too long",
+    "stale": "marked stale by the provider",
+    "unowned": "no owner",
+    "undocumented": "no description",
+    "naming": "name breaks the convention",
+}
+
+
+def legend() -> str:
+    """'E past the expiry date set on it · L older than … · N name breaks the convention'."""
+    return " · ".join(f"{MARKERS[check]} {MEANINGS[check]}" for check in MARKERS)
+
 
 @dataclass(frozen=True)
 class Finding:

@@ -11,10 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import select
 import signal
+import stat
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
+from relconsole import units
 from relconsole.clock import clock_text
 from relconsole.engine.release import ReleaseEngine
 from relconsole.engine.state import Event, EventKind, Snapshot
@@ -29,13 +34,8 @@ WITH_METRICS = frozenset({
 
 
 def format_value(name: str, value: float | None, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if unit == "ratio" or name == "error_rate":
-        return f"{value * 100:.2f}%"
-    if unit == "seconds" or name.startswith("latency"):
-        return f"{value * 1000:.0f}ms"
-    return f"{value:.4g}"
+    """A metric value as the screen and the journal write it (`relconsole.units`)."""
+    return units.value(value, unit or units.guess(name))
 
 
 def _metrics_text(snap: Snapshot) -> str:
@@ -50,15 +50,99 @@ def _metrics_text(snap: Snapshot) -> str:
     return " ".join(parts)
 
 
+def silence(stream: TextIO) -> None:
+    """Point a stream whose reader went away at /dev/null, so what is still buffered in it
+    (and Python's own flush at exit) cannot fail again: no "Exception ignored" at exit."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class Output:
+    """The event stream. Its reader going away (`| head -2`) is an interruption, like
+    SIGINT: `on_closed` is called once, and nothing more is written to it.
+
+    A write is where a closed pipe shows; a pipe is also watched, so one whose reader
+    left during a long bake is noticed at once rather than at the next event.
+    """
+
+    def __init__(self, out: TextIO, on_closed: Callable[[], None]) -> None:
+        self.out = out
+        self.on_closed = on_closed
+        self.closed = False
+        self._watched: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def line(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.gone()
+
+    def gone(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.unwatch()
+        silence(self.out)
+        self.on_closed()
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Be told when the reader of a pipe goes away, without writing to it."""
+        try:
+            fd = self.out.fileno()
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                return  # a file or a terminal has no reader to lose
+            # A pipe's write end never turns readable; it reports an error once the read
+            # end is closed, and the event loop hands that to a reader callback.
+            loop.add_reader(fd, self._check, fd)
+        except (OSError, ValueError, NotImplementedError, RuntimeError):
+            return
+        self._loop = loop
+        self._watched = fd
+
+    def _check(self, fd: int) -> None:
+        probe = select.poll()
+        probe.register(fd, select.POLLOUT)
+        if any(ev & (select.POLLERR | select.POLLHUP) for _, ev in probe.poll(0)):
+            self.gone()
+
+    def unwatch(self) -> None:
+        fd, self._watched = self._watched, None
+        if fd is not None and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(fd)
+
+
+def _say(stream: TextIO, text: str) -> None:
+    """A line for the human (stderr); a closed stderr as well must not end in a traceback."""
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except (BrokenPipeError, ValueError):
+        silence(stream)
+
+
 class EventPrinter:
     """Writes each engine event as a line of text or a JSON object."""
 
-    def __init__(self, engine: ReleaseEngine, out: TextIO, as_json: bool) -> None:
+    def __init__(self, engine: ReleaseEngine, out: Output, as_json: bool) -> None:
         self.engine = engine
         self.out = out
         self.as_json = as_json
 
     def __call__(self, event: Event) -> None:
+        if event.past:
+            return  # history replayed for a screen; a pipeline's log has it already
         snap = self.engine.snapshot()
         if self.as_json:
             record = {
@@ -74,15 +158,14 @@ class EventPrinter:
                 **({"actor": event.actor} if event.actor else {}),
                 **event.data,
             }
-            self.out.write(json.dumps(record, default=str) + "\n")
+            self.out.line(json.dumps(record, default=str))
         else:
             line = f"{clock_text(event.at)} {event.kind.value:<11} {event.message}"
             if event.kind in WITH_METRICS:
                 metrics = _metrics_text(snap)
                 if metrics:
                     line += f"  [{metrics}]"
-            self.out.write(line + "\n")
-        self.out.flush()
+            self.out.line(line)
 
 
 class JournalWarnings:
@@ -100,9 +183,7 @@ class JournalWarnings:
     def flush(self) -> None:
         warnings = self.engine.snapshot().journal_warnings
         for text in warnings[self.shown:]:
-            self.err.write(f"relconsole: journal warning: {text}\n")
-        if len(warnings) > self.shown:
-            self.err.flush()
+            _say(self.err, f"relconsole: journal warning: {text}")
         self.shown = len(warnings)
 
 
@@ -123,10 +204,18 @@ async def run_headless(
     out: TextIO | None = None,
     as_json: bool = False,
     handle_signals: bool = True,
+    take_with: str = "relconsole run -c FILE",
 ) -> ExitCode:
-    out = out or sys.stdout
-    engine.subscribe(on_event=EventPrinter(engine, out, as_json))
     interrupted = asyncio.Event()
+    why: list[str] = []
+
+    def reader_gone() -> None:
+        why.append("stdout")
+        interrupted.set()
+
+    output = Output(out or sys.stdout, reader_gone)
+    printer = EventPrinter(engine, output, as_json)
+    engine.subscribe(on_event=printer)
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     warnings = JournalWarnings(engine)
@@ -136,17 +225,27 @@ async def run_headless(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, interrupted.set)
                 installed.append(sig)
+    output.watch(loop)
+    guard: asyncio.Future[None] | None = None
     try:
         await engine.attach()
         warnings.flush()
         rollback_started: float | None = None
         driving = engine.mode is Mode.DRIVE
+        if driving:
+            guard = asyncio.ensure_future(engine.guard_lease())
+        was_free = False
         while True:
+            free = not driving and engine.snapshot().driver == "nobody"
+            if free and not was_free:
+                # A pipeline that only watches says once that the release is unguarded.
+                printer(Event(engine.clock.now(), EventKind.LEASE,
+                              f"nobody drives this release now; `{take_with}` takes it"))
+            was_free = free
             if driving and engine.mode is not Mode.DRIVE:
                 # Another console took the lease over: a pipeline must not keep going
                 # as if it still drove; the new driver owns the release now.
-                out.write("lease lost: another console drives this release now\n")
-                out.flush()
+                output.line("lease lost: another console drives this release now")
                 return ExitCode.PAUSED
             code = exit_code_for(engine.phase)
             if code is not None:
@@ -154,36 +253,53 @@ async def run_headless(
             if engine.phase in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
                 rollback_started = rollback_started or engine.clock.now()
                 if engine.clock.now() - rollback_started > engine.plan.rollback_give_up:
-                    out.write(
+                    output.line(
                         "rollback not verified after "
-                        f"{engine.plan.rollback_give_up:g}s — a human must take over\n"
+                        f"{engine.plan.rollback_give_up:g}s — a human must take over"
                     )
                     return ExitCode.PAUSED
             if interrupted.is_set():
-                return await _interrupt(engine, out)
+                return await _interrupt(engine, output, stdout_closed=bool(why))
             snap = engine.snapshot()
             delay = engine.plan.poll_interval
             if snap.rollback_next_at is not None:
                 delay = max(0.05, min(delay, snap.rollback_next_at - engine.clock.now()))
             sleeper = asyncio.ensure_future(engine.clock.sleep(delay))
             waiter = asyncio.ensure_future(interrupted.wait())
-            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sleeper, waiter):
+            # A driver whose lease is taken stops at once, not at its next poll.
+            lost = asyncio.ensure_future(engine.lease_lost.wait())
+            await asyncio.wait({sleeper, waiter, lost}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeper, waiter, lost):
                 task.cancel()
+            if driving and engine.mode is not Mode.DRIVE:
+                continue  # said at the top of the loop, before any tick
             if interrupted.is_set():
-                return await _interrupt(engine, out)
+                return await _interrupt(engine, output, stdout_closed=bool(why))
             await engine.tick()
             warnings.flush()
     finally:
+        if guard is not None:
+            guard.cancel()
+        output.unwatch()
         warnings.flush()
         for sig in installed:
             loop.remove_signal_handler(sig)
 
 
-async def _interrupt(engine: ReleaseEngine, out: TextIO) -> ExitCode:
-    """Leave the release paused where it stands: never half-changed."""
+async def _interrupt(engine: ReleaseEngine, output: Output, *, stdout_closed: bool) -> ExitCode:
+    """Leave the release paused where it stands: never half-changed.
+
+    A closed stdout is an interruption too: a pipeline that stopped reading
+    (`| head -2`) has stopped watching, and nobody else drives the release.
+    """
+    cause = ("stdout was closed (the reader of the event stream went away)" if stdout_closed
+             else "headless run stopped by a signal")
     if engine.phase in (Phase.PROGRESSING, Phase.PENDING):
-        await engine.pause("interrupted: headless run stopped by a signal")
-    out.write("interrupted: the release is left paused where it stands\n")
-    out.flush()
+        await engine.pause(f"interrupted: {cause}")
+    left = ("left paused where it stands" if engine.phase is Phase.PAUSED
+            else f"left {engine.phase.label} at {engine.snapshot().weight}%")
+    if output.closed:
+        _say(sys.stderr, f"relconsole: interrupted, {cause}: the release is {left}")
+    else:
+        output.line(f"interrupted: the release is {left}")
     return ExitCode.INTERRUPTED

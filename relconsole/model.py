@@ -7,9 +7,11 @@ front ends can pass them around freely.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from relconsole import units
 
 
 class Phase(StrEnum):
@@ -97,6 +99,7 @@ class MetricSpec:
     name: str
     query: str = ""
     unit: str = ""  # "ratio" (shown as %), "seconds" (shown as ms), or free text
+    dashboard: str = ""  # a link template; may hold {{version}} and {{baseline}}
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ class GateStatus:
     consecutive_failures: int = 0
     consecutive_inconclusive: int = 0
     passed_this_step: bool = False
+    unit: str = ""
+    """The metric's unit (`units.unit_of`): how its values and limits are written."""
 
     @property
     def name(self) -> str:
@@ -155,7 +160,8 @@ class GateStatus:
             "verdict": self.verdict.value,
             "canary": self.canary,
             "baseline": self.baseline,
-            "threshold": self.spec.describe(),
+            "unit": self.unit,
+            "threshold": units.threshold(self.spec, self.unit),
             "consecutive_failures": self.consecutive_failures,
             "reason": self.reason,
         }
@@ -277,10 +283,38 @@ class Actor:
     user: str
     host: str
     ssh_client: str | None = None
+    on_behalf_of: str | None = None
+    """Set for the engine's own actions: the lease holder it acts for. An automatic
+    rollback is the engine's decision, and a postmortem must not blame the person at
+    the console for it."""
+
+    @classmethod
+    def engine_for(cls, holder: Actor) -> Actor:
+        """The engine acting on its own rules (gates, bakes, retries) for `holder`."""
+        return cls(user=ENGINE_USER, host=holder.host, on_behalf_of=f"{holder.user}@{holder.host}")
 
     def __str__(self) -> str:
+        if self.on_behalf_of:
+            return f"{ENGINE_USER} (for {self.on_behalf_of})"
         base = f"{self.user}@{self.host}"
         return f"{base} (ssh from {self.ssh_client})" if self.ssh_client else base
+
+
+ENGINE_USER = "engine"
+
+
+def actor_text(raw: object, *, ssh: bool = False) -> str:
+    """Who a journal record names, as every surface writes it: 'alice@bastion-1', or
+    'engine (for alice@bastion-1)' for an automatic action. '?' when unreadable."""
+    if not isinstance(raw, Mapping):
+        return "?" if raw is None else str(raw)
+    behalf = raw.get("on_behalf_of")
+    if behalf:
+        return f"{ENGINE_USER} (for {behalf})"
+    who = f"{raw.get('user', '?')}@{raw.get('host', '?')}"
+    if ssh and raw.get("ssh_client"):
+        return f"{who} (ssh from {raw['ssh_client']})"
+    return who
 
 
 @dataclass(frozen=True)
@@ -307,6 +341,13 @@ class ReleasePlan:
     # Rollback kills the release's flags (release_flags) first, then reverts traffic.
     kill_flags_on_rollback: bool = False
     flags_audit: FlagAuditPolicy = field(default_factory=FlagAuditPolicy)
+    dashboard: str = ""  # release.dashboard, a link template like MetricSpec.dashboard
+    canary_version: str = ""  # versions.canary where it differs from `version`
+
+    @property
+    def canary(self) -> str:
+        """The version the canary's series carry: what `{{version}}` stands for."""
+        return self.canary_version or self.version
 
     @property
     def release_id(self) -> str:

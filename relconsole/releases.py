@@ -17,6 +17,7 @@ from relconsole.clock import clock_text
 from relconsole.engine.journal import verify
 from relconsole.engine.journal.store import parse_line, split_lines
 from relconsole.engine.lease import current_holder
+from relconsole.model import actor_text
 
 # The last phase a journal records, as a person would say how the release went.
 OUTCOMES = {
@@ -52,9 +53,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
 
 
 def _who(actor: object) -> str:
-    if not isinstance(actor, dict):
-        return "?"
-    return f"{actor.get('user', '?')}@{actor.get('host', '?')}"
+    return actor_text(actor) if isinstance(actor, dict) else "?"
 
 
 def summarise(state: Path, path: Path) -> ReleaseSummary:

@@ -13,7 +13,7 @@ import pytest
 
 from relconsole.assembly import Session, demo_config, open_session
 from relconsole.clock import FastClock
-from relconsole.model import Phase
+from relconsole.model import Actor, Phase
 from relconsole.providers.sim import SimWorld
 
 
@@ -25,12 +25,13 @@ def demo_session(
     watch: bool = False,
     state: Path | None = None,
     clock: FastClock | None = None,
+    actor: Actor | None = None,
     **plan_changes: Any,
 ) -> Session:
     cfg = demo_config(scenario, seed, auto_advance=auto_advance)
     if plan_changes:
         cfg = dataclasses.replace(cfg, plan=dataclasses.replace(cfg.plan, **plan_changes))
-    return open_session(cfg, clock=clock or FastClock(), watch=watch, state=state)
+    return open_session(cfg, clock=clock or FastClock(), watch=watch, state=state, actor=actor)
 
 
 def world(session: Session) -> SimWorld:

@@ -53,7 +53,8 @@ def test_healthy_release_driven_to_100_percent_with_keys(console_factory):
     console.wait_for(lambda s: "canary at 1% (verified)" in s, timeout=15)
     console.keys("P")  # promote: asks for confirmation
     console.wait_for(lambda s: "Promote checkout-api" in s, timeout=10)
-    console.keys("Enter")
+    # Production: past the optional reason, the service's name typed out.
+    console.keys("Enter", "checkout-api", "Enter")
     screen = console.wait_for(lambda s: "PROMOTED" in s, timeout=20)
     assert "100" in screen
     console.keys("q")
@@ -107,9 +108,14 @@ def test_resizing_the_real_terminal_down_to_60x20_and_back_keeps_the_console_ali
             started = time.monotonic()
             resize(width, height)
 
-            def redrawn(screen: str, height: int = height) -> bool:
+            small = width < 60 or height < 20
+
+            def redrawn(screen: str, height: int = height, width: int = width,
+                        small: bool = small) -> bool:
                 # tmux only crops (keeping the bottom rows) or pads the old frame; a frame
                 # drawn for the new size has the header on top and the key bar at the bottom.
+                if small:  # below the minimum the console says so, in words
+                    return f"Terminal too small: {width}×{height}" in screen
                 lines = screen.rstrip("\n").split("\n")
                 return (len(lines) == height and lines[0].startswith(" checko")
                         and lines[-1].startswith(" a advance"))
@@ -118,17 +124,23 @@ def test_resizing_the_real_terminal_down_to_60x20_and_back_keeps_the_console_ali
             timings[(width, height)] = time.monotonic() - started
             assert alive(pid), f"the console died at {width}x{height}"
             assert "EXITED=" not in screen and "Traceback" not in screen
+            if small:
+                # Where the release stands is still said, and that it is not affected.
+                assert "PROGRESSING · canary 1%" in screen, screen
+                assert "The release is not affected" in screen, screen
+                continue
             header = "\n".join(screen.split("\n")[:2])
             assert "PROGRESSING" in header, screen
-            if width >= 60:
-                assert "canary 1%" in header, screen
-                assert max(len(line.rstrip()) for line in screen.split("\n")) <= width
+            assert "canary 1%" in header, screen
+            assert max(len(line.rstrip()) for line in screen.split("\n")) <= width
         # Still responsive after all that: pause (Enter accepts the optional reason).
         console.keys("p")
         console.wait_for(lambda s: "Pause the release?" in s, timeout=10)
         console.keys("Enter")
         console.wait_for(lambda s: "PAUSED" in s, timeout=15)
-        console.keys("q")
+        console.keys("q")  # it drives a paused release: it asks how to leave it
+        console.wait_for(lambda s: "Quit while this console drives" in s, timeout=10)
+        console.keys("Up", "Enter")  # from Cancel up to "leave it PAUSED"
         console.wait_for(lambda s: "EXITED=0" in s, timeout=15)
     finally:
         console.close()

@@ -17,7 +17,7 @@ def test_the_old_driver_names_who_took_over_and_why(tmp_path):
     read_until(driver, lambda e: e["event"] == "step" and e["weight"] == 10)
     taken = subprocess.run(
         [sys.executable, "-m", "relconsole", "pause", "-c", str(cfg), "--take-over",
-         "--reason", "primary unresponsive"],
+         "--take-over-reason", "primary unresponsive"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
         env={**os.environ, "RELCONSOLE_STATE_DIR": str(state)},
     )

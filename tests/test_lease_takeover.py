@@ -30,10 +30,10 @@ def test_take_over_a_live_driver_is_journalled_and_the_old_driver_stops(tmp_path
     assert f"pid {driver.pid}" in refused.stderr and "--take-over" in refused.stderr
 
     no_reason = relconsole(state, "pause", "-c", str(cfg), "--take-over")
-    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    assert no_reason.returncode == 2 and "--take-over-reason" in no_reason.stderr
 
     taken = relconsole(state, "pause", "-c", str(cfg), "--take-over",
-                       "--reason", "driver's laptop is asleep")
+                       "--take-over-reason", "driver's laptop is asleep")
     assert taken.returncode == 0, taken.stderr
     out, _ = driver.communicate(timeout=30)
     assert driver.returncode == 4  # left for a human: it no longer drives
@@ -64,6 +64,7 @@ def test_an_expired_lease_names_the_hung_holder_and_can_be_taken_over(tmp_path):
         assert refused.returncode == 1
         assert "has not renewed it" in refused.stderr and "--take-over" in refused.stderr
         taken = relconsole(state, "rollback", "-c", str(cfg), "--take-over",
+                           "--take-over-reason", "driver hung mid-release",
                            "--reason", "driver hung mid-release", ttl="1")
         assert taken.returncode == 0, taken.stderr
         status = json.loads(relconsole(state, "status", "-c", str(cfg), "--json").stdout)

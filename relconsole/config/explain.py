@@ -137,6 +137,7 @@ _EXPLAIN: dict[str, Callable[[_Error], tuple[str, str]]] = {
     "missing": _missing,
     "extra_forbidden": _extra,
     "duration": lambda e: (str(e.ctx.get("problem", e.msg)), str(e.ctx.get("hint", DURATION_HINT))),
+    "url": lambda e: (f"{e.ctx['problem']}, not {e.got}", str(e.ctx["hint"])),
     "bool_not_number": lambda e: (
         str(e.ctx["problem"]),
         "Write a number" + (f", e.g. `{e.example}`" if e.example else ""),

@@ -161,7 +161,8 @@ def to_plan(model: RootModel) -> ReleasePlan:
         stale_after=release.stale_after,
         call_timeout=release.call_timeout,
         metrics=tuple(
-            MetricSpec(name=n, query=m.query, unit=m.unit) for n, m in model.metrics.items()
+            MetricSpec(name=n, query=m.query, unit=m.unit, dashboard=m.dashboard or "")
+            for n, m in model.metrics.items()
         ),
         gates=tuple(
             GateSpec(
@@ -182,6 +183,8 @@ def to_plan(model: RootModel) -> ReleasePlan:
         production=production,
         kill_flags_on_rollback=release.rollback.kill_flags,
         flags_audit=_audit_policy(model.flags_audit),
+        dashboard=release.dashboard or "",
+        canary_version=model.versions.canary or "",
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -24,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from relconsole.config.errors import KeyPath
 from relconsole.durations import DurationError, parse_duration
+from relconsole.placeholders import expand_url
 
 STRATEGIES = ("canary", "blue-green", "rolling", "ab", "shadow")
 PROVIDER_KINDS = ("metrics", "traffic", "flags", "notify")
@@ -50,6 +52,23 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+def _dashboard(value: Any) -> Any:
+    # Checked with sample versions in place: `{{version}}` may stand anywhere, even in
+    # the host name, and the link must still be one a browser opens.
+    if not isinstance(value, str):
+        return value  # the str type says what is wrong with it
+    sample = expand_url(value.strip(), "1.0.0", "0.9.0")
+    parts = urlsplit(sample)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in sample:
+        raise PydanticCustomError(
+            "url", "{problem}",
+            {"problem": "must be an http:// or https:// link",
+             "hint": "Write the dashboard's full address, e.g. dashboard: "
+                     "'https://grafana.example.com/d/abc?var-version={{version}}'"},
+        )
+    return value.strip()
+
+
 def _never(value: Any) -> Any:
     # `release: never` reads better than a null for "this kind of flag does not expire".
     if isinstance(value, str) and value.strip().lower() == "never":
@@ -63,6 +82,7 @@ PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 Int = Annotated[int, BeforeValidator(_not_bool)]
 Finite = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 Days = Annotated[Finite, Field(ge=0)]
+Url = Annotated[str, BeforeValidator(_dashboard)]
 
 
 class _Strict(BaseModel):
@@ -94,6 +114,7 @@ class ReleaseModel(_Strict):
     production: bool | None = None
     flags: list[Text] = Field(default_factory=list)
     rollback: RollbackModel = Field(default_factory=RollbackModel)
+    dashboard: Url | None = None
 
 
 class ProviderModel(BaseModel):
@@ -118,6 +139,7 @@ class VersionsModel(_Strict):
 class MetricModel(_Strict):
     query: str = ""
     unit: str = ""
+    dashboard: Url | None = None
 
 
 class GateModel(_Strict):
@@ -183,6 +205,8 @@ TEXT_PATHS: tuple[tuple[str, ...], ...] = (
     ("versions", "baseline"),
     ("metrics", "*", "query"),
     ("metrics", "*", "unit"),
+    ("metrics", "*", "dashboard"),
+    ("release", "dashboard"),
     ("gates", "*", "metric"),
     ("ui", "theme"),
     ("state", "dir"),
@@ -224,6 +248,8 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("gates",): "gates: [{metric: error_rate, max: 0.01}]",
     ("gates", "*"): "- {metric: error_rate, max: 0.01}",
     ("gates", "*", "metric"): "metric: error_rate",
+    ("release", "dashboard"): "dashboard: 'https://grafana.example.com/d/abc?var-version={{version}}'",
+    ("metrics", "*", "dashboard"): "dashboard: 'https://grafana.example.com/d/abc?viewPanel=2'",
     ("ui",): "ui: {theme: dark}",
     ("state",): "state: {dir: ./state}",
     ("flags_audit",): "flags_audit: {lifetime_days: {release: 40}, stale_full_on_days: 14}",

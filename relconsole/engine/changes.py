@@ -69,68 +69,91 @@ class WeightChanges:
     # ------------------------------------------------------------------ intents
 
     async def advance(
-        self, reason: str, *, automatic: bool = False, actor: Actor | None = None
+        self, reason: str, *, automatic: bool = False, actor: Actor | None = None,
+        skip_bake: bool = False,
     ) -> ActionResult:
-        """One step forward, with the engine lock held by the caller."""
+        """One step forward, with the engine lock held by the caller.
+
+        Inside a bake it is refused unless `skip_bake` (with a reason) says to cut the
+        bake short; such a step is journalled as an early advance.
+        """
         state = self.state
-        if state.phase not in (Phase.PENDING, Phase.PROGRESSING):
-            return self.ctx.refuse(f"advance refused: release is {state.phase.label.lower()}")
+        refusal = self.advance_refusal(skip_bake=skip_bake, reason=reason)
+        if refusal is not None:
+            return self.ctx.refuse(refusal)
         nxt = self.ctx.steps.next_index(state.step_index)
         step = self.ctx.steps.step(nxt) if nxt is not None else None
-        if nxt is None or step is None:
-            return self.ctx.refuse("advance refused: already at the last step")
-        blind = policy.blind_reason(self.ctx.health.problems, state.expected_weight)
-        if blind is not None:
-            return self.ctx.refuse(f"advance refused: {blind}")
-        if state.phase is not Phase.PENDING:
-            blocking = policy.blocking_gate(self.ctx.obs.gates)
-            if blocking is not None:
-                return self.ctx.refuse(policy.gate_refusal("advance", blocking))
-        data = self.ctx.obs.gate_data() if automatic else {}
+        assert nxt is not None and step is not None  # advance_refusal checked both
+        reason = reason or "manual advance"
+        data: dict[str, Any] = dict(self.ctx.obs.gate_data()) if automatic else {}
+        left = policy.bake_left(state, self.ctx.steps)
+        early = ""
+        if left > 0:
+            current = self.ctx.steps.step(state.step_index)
+            bake = current.bake if current is not None else 0.0
+            data["early_advance"] = {"bake": bake, "baked": state.bake_elapsed, "left": left}
+            early = f"early advance: {left:.0f}s of the {bake:.0f}s bake skipped"
         who = None if automatic else actor
+        # The outcome says where the release stood before the action, not halfway
+        # through it, so its record reads whole: 'step 1→2, weight 1→10'.
+        before = state.journal_view()
         result = await self.apply_weight(
-            step.weight, intent="advance", reason=reason or "manual advance", actor=who,
-            data=data,
+            step.weight, intent="advance", reason=reason, actor=who, data=data,
         )
         if not result.ok:
             return result
-        before = state.journal_view()
         self.enter_step(nxt)
-        self.ctx.record.outcome("advance", reason, before, "verified", who)
+        outcome = f"verified — {early}" if early else "verified"
+        self.ctx.record.outcome("advance", reason, before, outcome, who)
         self.announce_step(
             str(who or ("engine" if automatic else self.ctx.actor)),
-            "verified",
+            f"verified, {early}" if early else "verified",
             **({"gates": self.ctx.obs.gate_data()["gates"]} if automatic else {}),
         )
         state.last_error = ""
-        return result
+        return ActionResult(True, f"{result.message} — {early}") if early else result
+
+    def promote_refusal(self) -> str | None:
+        blind = policy.blind_reason(self.ctx.health.problems, self.state.expected_weight)
+        return policy.promote_refusal(self.state, self.ctx.obs.gates, blind)
+
+    def advance_refusal(self, *, skip_bake: bool, reason: str) -> str | None:
+        blind = policy.blind_reason(self.ctx.health.problems, self.state.expected_weight)
+        return policy.advance_refusal(self.state, self.ctx.obs.gates, self.ctx.steps, blind,
+                                      skip_bake=skip_bake, reason=reason)
 
     async def promote(self, reason: str, actor: Actor | None) -> ActionResult:
         """Straight to 100 %, with the engine lock held by the caller."""
         state = self.state
-        if state.phase not in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
-            return self.ctx.refuse(f"promote refused: release is {state.phase.label.lower()}")
-        blind = policy.blind_reason(self.ctx.health.problems, state.expected_weight)
-        if blind is not None:
-            return self.ctx.refuse(f"promote refused: {blind}")
-        blocking = policy.blocking_gate(self.ctx.obs.gates)
-        if blocking is not None and state.step_index >= 0:
-            return self.ctx.refuse(policy.gate_refusal("promote", blocking))
+        refusal = self.promote_refusal()
+        if refusal is not None:
+            return self.ctx.refuse(refusal)
         reason = reason or "promoted by operator"
+        before = state.journal_view()
         result = await self.apply_weight(100, intent="promote", reason=reason, actor=actor,
                                          data=self.ctx.obs.gate_data())
         if result.ok:
-            before = state.journal_view()
             self.enter_step(self.ctx.steps.last_index)
             self.ctx.record.outcome("promote", reason, before, "verified", actor)
             self.ctx.emit(EventKind.PROMOTED, "PROMOTED: canary at 100% (verified)",
                           actor=self.ctx.who(actor))
         return result
 
+    def pause_refusal(self) -> str | None:
+        if self.state.phase not in (Phase.PROGRESSING, Phase.PENDING):
+            return f"pause refused: release is {self.state.phase.label.lower()}"
+        return None
+
+    def resume_refusal(self) -> str | None:
+        if self.state.phase is not Phase.PAUSED:
+            return f"resume refused: release is {self.state.phase.label.lower()}"
+        return None
+
     async def pause(self, reason: str, actor: Actor | None) -> ActionResult:
         state = self.state
-        if state.phase not in (Phase.PROGRESSING, Phase.PENDING):
-            return self.ctx.refuse(f"pause refused: release is {state.phase.label.lower()}")
+        refusal = self.pause_refusal()
+        if refusal is not None:
+            return self.ctx.refuse(refusal)
         try:
             self.ctx.record.write("pause", reason=reason or "paused by operator",
                                   before=state.journal_view(), after={"phase": "paused"},
@@ -142,8 +165,9 @@ class WeightChanges:
 
     async def resume(self, reason: str, actor: Actor | None) -> ActionResult:
         state = self.state
-        if state.phase is not Phase.PAUSED:
-            return self.ctx.refuse(f"resume refused: release is {state.phase.label.lower()}")
+        refusal = self.resume_refusal()
+        if refusal is not None:
+            return self.ctx.refuse(refusal)
         before = state.journal_view()
         try:
             self.ctx.record.write("resume", reason=reason or "resumed by operator",

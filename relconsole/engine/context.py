@@ -19,7 +19,7 @@ from relconsole.engine.record import Recorder
 from relconsole.engine.results import ActionResult, call_provider
 from relconsole.engine.state import EventKind
 from relconsole.engine.steps import StepPlan
-from relconsole.model import Actor, ReleasePlan
+from relconsole.model import ENGINE_USER, Actor, ReleasePlan
 
 T = TypeVar("T")
 
@@ -45,7 +45,8 @@ class EngineContext:
         self.bus.emit(kind, message, actor=actor, **data)
 
     def who(self, actor: Actor | None) -> str:
-        return str(actor or self.actor)
+        """Who an event names: the person who asked, or the engine acting on its rules."""
+        return str(actor) if actor is not None else ENGINE_USER
 
     def refuse(self, message: str) -> ActionResult:
         """An intent not taken: nothing was changed, and the operator is told why."""

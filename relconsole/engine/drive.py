@@ -6,6 +6,7 @@ driver that loses its lease is demoted here, in place: from then on it only watc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from relconsole.engine.events import EventBus
@@ -43,6 +44,9 @@ class Drive:
         self._driver_probe = driver_probe
         # Keeps the driver's lease alive while it polls; returns why, once it is lost.
         self._heartbeat = heartbeat
+        # The real providers behind the facades, for a watcher that takes the lease.
+        self._real = (traffic, metrics, flags)
+        self.lost = asyncio.Event()  # set on demotion, cleared when the lease is taken
         if mode is Mode.WATCH:
             traffic = ReadOnlyTraffic(traffic)
             metrics = ReadOnlyMetrics(metrics) if metrics is not None else None
@@ -70,9 +74,20 @@ class Drive:
         if self._driver_probe is not None:
             self.driver, self.driver_since = self._driver_probe()
 
+    def take(self, heartbeat: Heartbeat, since: float | None) -> None:
+        """This console took the free lease: from now on it drives (the reverse of
+        `demote`), through the very provider objects it was built with."""
+        self.mode = Mode.DRIVE
+        self.traffic, self.metrics, self.flags = self._real
+        self._heartbeat = heartbeat
+        self.lost.clear()
+        self.journal.read_only = False
+        self.driver, self.driver_since = "you", since
+
     def demote(self, why: str) -> None:
         """Someone took the lease over: from now on this console only watches."""
         self.mode = Mode.WATCH
+        self._real = (self.traffic, self.metrics, self.flags)
         self.traffic = ReadOnlyTraffic(self.traffic)
         if self.metrics is not None:
             self.metrics = ReadOnlyMetrics(self.metrics)
@@ -81,4 +96,5 @@ class Drive:
         self.journal.read_only = True
         self.journal.poll_new()  # the new driver's records are news from here on
         self.refresh_driver()
+        self.lost.set()
         self.bus.emit(EventKind.LEASE, f"lease lost: {why} — this console is now watch-only")

@@ -46,10 +46,10 @@ class EventBus:
 
     def emit(
         self, kind: EventKind, message: str, actor: str = "", at: float | None = None,
-        **data: Any,
+        past: bool = False, **data: Any,
     ) -> None:
         event = Event(at=self.clock.now() if at is None else at, kind=kind, message=message,
-                      data=data, actor=actor)
+                      data=data, actor=actor, past=past)
         self._events.append(event)
         for listener in list(self._event_listeners):
             listener(event)

@@ -2,10 +2,18 @@
 
 Safety rule 1 lives here: a missing, NaN, infinite, errored or stale value can never
 produce PASS. Only a usable, fresh reading is evidence.
+
+A gate's reason is written in its metric's unit (`relconsole.units`): it goes into the
+journal, the headless lines and onto the screen as it is, so all three say '4.39 % >
+max 1 %' rather than one of them '0.04389 > max 0.01'.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
+
+from relconsole import units
 from relconsole.clock import clock_text
 from relconsole.model import GateSpec, GateStatus, MetricPair, Reading, Verdict
 
@@ -26,7 +34,7 @@ def needs_baseline(spec: GateSpec) -> bool:
 
 
 def judge(
-    spec: GateSpec, pair: MetricPair | None, now: float, stale_after: float
+    spec: GateSpec, pair: MetricPair | None, now: float, stale_after: float, unit: str = ""
 ) -> tuple[Verdict, str, float | None, float | None]:
     """One gate, one poll: (verdict, reason, canary value, baseline value)."""
     canary = pair.canary if pair else None
@@ -41,21 +49,24 @@ def judge(
         return Verdict.INCONCLUSIVE, problem, c_val, b_val
     assert c_val is not None  # _unusable returned None, so the canary reading is usable
 
+    value = partial(units.value, unit=unit)
+    limit = partial(units.limit, unit=unit)
     failures: list[str] = []
     if spec.max is not None and c_val > spec.max:
-        failures.append(f"{c_val:.4g} > max {spec.max:g}")
+        failures.append(f"canary {value(c_val)} > max {limit(spec.max)}")
     if spec.min is not None and c_val < spec.min:
-        failures.append(f"{c_val:.4g} < min {spec.min:g}")
+        failures.append(f"canary {value(c_val)} < min {limit(spec.min)}")
     if spec.max_increase is not None:
         assert b_val is not None
         if c_val - b_val > spec.max_increase:
-            failures.append(f"+{c_val - b_val:.4g} over baseline > {spec.max_increase:g}")
+            failures.append(f"{units.delta(c_val - b_val, unit)} over baseline > "
+                            f"{limit(spec.max_increase)}")
     if spec.max_ratio is not None:
         assert b_val is not None
         if b_val > 0:
             ratio = c_val / b_val
             if ratio > spec.max_ratio:
-                failures.append(f"×{ratio:.3g} of baseline > ×{spec.max_ratio:g}")
+                failures.append(f"×{ratio:.2f} of baseline > ×{spec.max_ratio:g}")
         elif c_val > 0:
             # A zero baseline makes any positive canary value an unbounded ratio.
             failures.append("baseline is 0, canary is not")
@@ -64,8 +75,9 @@ def judge(
     return Verdict.PASS, "within thresholds", c_val, b_val
 
 
-def initial_status(spec: GateSpec) -> GateStatus:
-    return GateStatus(spec=spec, verdict=Verdict.INCONCLUSIVE, reason="no sample yet")
+def initial_status(spec: GateSpec, unit: str = "") -> GateStatus:
+    return GateStatus(spec=spec, verdict=Verdict.INCONCLUSIVE, reason="no sample yet",
+                      unit=unit)
 
 
 def update(
@@ -76,7 +88,7 @@ def update(
     Inconclusive polls neither reset nor add to the failure count: missing data must
     not wash away evidence of a regression, nor invent one.
     """
-    verdict, reason, c_val, b_val = judge(previous.spec, pair, now, stale_after)
+    verdict, reason, c_val, b_val = judge(previous.spec, pair, now, stale_after, previous.unit)
     failures = previous.consecutive_failures
     inconclusive = 0
     passed = previous.passed_this_step
@@ -96,18 +108,10 @@ def update(
         consecutive_failures=failures,
         consecutive_inconclusive=inconclusive,
         passed_this_step=passed,
+        unit=previous.unit,
     )
 
 
 def new_step(status: GateStatus) -> GateStatus:
     """A new step needs fresh evidence: forget that the gate passed at the last one."""
-    return GateStatus(
-        spec=status.spec,
-        verdict=status.verdict,
-        reason=status.reason,
-        canary=status.canary,
-        baseline=status.baseline,
-        consecutive_failures=status.consecutive_failures,
-        consecutive_inconclusive=status.consecutive_inconclusive,
-        passed_this_step=False,
-    )
+    return dataclasses.replace(status, passed_this_step=False)

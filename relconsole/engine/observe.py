@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from relconsole import units
 from relconsole.clock import Clock
 from relconsole.engine import gates as gate_logic
 from relconsole.engine.drive import Drive
@@ -49,7 +50,12 @@ class ProviderHealth:
         self.dark_polls = dict.fromkeys(DARK_SOURCES, 0)
 
     def note(self, source: str, message: str | None) -> None:
-        """Record or clear a provider problem, keeping the time it started."""
+        """Record or clear a provider problem, keeping the time it started.
+
+        A provider's problem that changes is a new state, and its time starts again: a
+        Prometheus that is back but answers NaN is not "stale since" the minute it went
+        away. (A rollback's note changes with every attempt and keeps its first time.)
+        """
         current = self.problems.get(source)
         if message is None:
             if current is not None:
@@ -67,7 +73,8 @@ class ProviderHealth:
             self._journalled.add(source)
             self._outage(source, message, "problem")
         if current.message != message:
-            self.problems[source] = ProblemNote(source, message, current.since)
+            since = self.clock.now() if source in PROVIDER_SOURCES else current.since
+            self.problems[source] = ProblemNote(source, message, since)
 
     def _outage(self, source: str, message: str, outcome: str) -> None:
         if self.on_outage is not None and source in PROVIDER_SOURCES:
@@ -91,9 +98,27 @@ class Observations:
             m.name: (deque(maxlen=HISTORY_POINTS), deque(maxlen=HISTORY_POINTS))
             for m in plan.metrics
         }
-        self.traffic: TrafficState | None = None
+        self._traffic: TrafficState | None = None
+        self.traffic_at: float | None = None
+        """When the weight and server health in `traffic` were read."""
+        self.metrics_at: float | None = None
+        """When the metrics provider last answered a sample."""
         self.flags: tuple[Flag, ...] = ()
-        self.gates: list[GateStatus] = [gate_logic.initial_status(g) for g in plan.gates]
+        self.gates: list[GateStatus] = [
+            gate_logic.initial_status(g, units.unit_of(plan.metrics, g.metric))
+            for g in plan.gates
+        ]
+
+    @property
+    def traffic(self) -> TrafficState | None:
+        return self._traffic
+
+    @traffic.setter
+    def traffic(self, state: TrafficState | None) -> None:
+        # Every read of the weight (a poll, a read-back, a rollback) passes here, so the
+        # time a screen shows for "last read" cannot lag behind the value it shows.
+        self._traffic = state
+        self.traffic_at = self.health.clock.now() if state is not None else None
 
     async def call(self, source: str, what: str, coro: Awaitable[T]) -> T:
         return await call_provider(source, what, coro, self.plan.call_timeout)
@@ -147,14 +172,22 @@ class Observations:
                 canary.append(pair.canary.value if pair.canary.usable else None)
                 baseline.append(pair.baseline.value if pair.baseline.usable else None)
 
-    async def poll(self, drive: Drive, now: float, on_weight: Callable[[int], None]) -> None:
-        """Sample every provider concurrently, then judge the gates on what came back."""
+    async def poll(
+        self, drive: Drive, now: float, on_weight: Callable[[int], None], *,
+        announce: bool = True,
+    ) -> None:
+        """Sample every provider concurrently, then judge the gates on what came back.
+
+        `announce` False keeps verdict changes off the event stream: after a rollback
+        the canary has no traffic, and 'fail → inconclusive' lines would push the
+        rollback's cause out of a small journal panel while saying nothing new.
+        """
         await asyncio.gather(
             self._poll_metrics(drive), self._poll_traffic(drive, on_weight),
             self._poll_flags(drive),
         )
         self.health.count_dark_polls()
-        self._judge(now)
+        self._judge(now, announce=announce)
 
     async def _poll_metrics(self, drive: Drive) -> None:
         if drive.metrics is None or not self.plan.metrics:
@@ -172,6 +205,7 @@ class Observations:
             self.health.note("metrics", f"metrics: {first}")
         else:
             self.health.note("metrics", None)
+        self.metrics_at = self.health.clock.now()
         self.pairs.update(pairs)
         for name, (canary, baseline) in self.series.items():
             pair = pairs.get(name)
@@ -199,12 +233,12 @@ class Observations:
         self.health.note("flags", None)
         self.flags = self.mark_release_flags(listed)
 
-    def _judge(self, now: float) -> None:
+    def _judge(self, now: float, *, announce: bool = True) -> None:
         stale_after = self.plan.effective_stale_after
         updated = []
         for old in self.gates:
             new = gate_logic.update(old, self.pairs.get(old.spec.metric), now, stale_after)
-            if new.verdict is not old.verdict:
+            if announce and new.verdict is not old.verdict:
                 self.bus.emit(
                     EventKind.VERDICT,
                     f"gate {new.name}: {old.verdict.value} → {new.verdict.value} ({new.reason})",
@@ -212,6 +246,7 @@ class Observations:
                     verdict=new.verdict.value,
                     canary=new.canary,
                     baseline=new.baseline,
+                    unit=new.unit,
                 )
             updated.append(new)
         self.gates = updated

@@ -7,6 +7,7 @@ gate rolls back or pauses, and dark providers pause a release rather than let it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,6 +77,85 @@ def blocking_gate(gates: Sequence[GateStatus]) -> GateStatus | None:
 def gate_refusal(action: str, gate: GateStatus) -> str:
     state = "failing" if gate.tripped else gate.verdict.value
     return f"{action} refused: gate {gate.name} is {state} ({gate.reason})"
+
+
+def _spell(seconds: float) -> str:
+    """'26s', '1m30s': rounded up, as the console shows a bake that is still running."""
+    total = max(0, math.ceil(seconds - 1e-9))
+    minutes, secs = divmod(total, 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def bake_left(state: ReleaseState, steps: StepPlan) -> float:
+    """Seconds of the current step's bake still to go (0 when nothing is baking)."""
+    if state.phase is not Phase.PROGRESSING:
+        return 0.0
+    step = steps.step(state.step_index)
+    if step is None:
+        return 0.0
+    return max(0.0, step.bake - state.bake_elapsed)
+
+
+def promote_refusal(
+    state: ReleaseState, gates: Sequence[GateStatus], blind: str | None,
+    *, action: str = "promote",
+) -> str | None:
+    """Why a promotion to 100 % must not happen now; None when it may.
+
+    The engine refuses with these words and the console asks with them before it opens a
+    dialog, so the two cannot disagree. `action` names what is refused: an advance to the
+    last step follows the same rules.
+    """
+    if state.phase not in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
+        return f"{action} refused: release is {state.phase.label.lower()}"
+    if blind is not None:
+        return f"{action} refused: {blind}"
+    blocking = blocking_gate(gates)
+    # Before the first step the canary has no traffic, so no gate can have judged it.
+    if blocking is not None and state.step_index >= 0:
+        return gate_refusal(action, blocking)
+    return None
+
+
+def advance_refusal(
+    state: ReleaseState, gates: Sequence[GateStatus], steps: StepPlan, blind: str | None,
+    *, skip_bake: bool, reason: str,
+) -> str | None:
+    """Why one step forward must not be taken now; None when it may.
+
+    A bake that is not over refuses unless the operator says to cut it short and why
+    (`skip_bake` with a `reason`); a step to the last weight is a promotion and follows
+    `promote_refusal`. The bake comes last: a failing gate or a blind engine is the
+    better reason to give.
+    """
+    if state.phase not in (Phase.PENDING, Phase.PROGRESSING):
+        return f"advance refused: release is {state.phase.label.lower()}"
+    nxt = steps.next_index(state.step_index)
+    step = steps.step(nxt) if nxt is not None else None
+    if nxt is None or step is None:
+        return "advance refused: already at the last step"
+    if blind is not None:
+        return f"advance refused: {blind}"
+    if state.phase is not Phase.PENDING:
+        blocking = blocking_gate(gates)
+        if blocking is not None:
+            return gate_refusal("advance", blocking)
+    if nxt == steps.last_index:
+        refusal = promote_refusal(state, gates, blind, action=f"advance to {step.weight}%")
+        if refusal is not None:
+            return refusal
+    left = bake_left(state, steps)
+    if left > 0:
+        current = steps.step(state.step_index)
+        baked = f"{_spell(state.bake_elapsed)} of {_spell(current.bake if current else 0)}"
+        if not skip_bake:
+            return (f"advance refused: the canary has baked {baked} at {state.weight}% "
+                    f"({_spell(left)} left); cutting a bake short must be asked for, with "
+                    "a reason (relconsole advance --skip-bake --reason TEXT)")
+        if not reason.strip():
+            return (f"advance refused: cutting the bake short ({_spell(left)} left) needs "
+                    "a reason for the journal")
+    return None
 
 
 def ready_to_advance(

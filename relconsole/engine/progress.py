@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from relconsole.engine.state import RollbackCause
 from relconsole.model import Phase
 
 
@@ -23,6 +24,8 @@ class RollbackState:
     """When the next attempt is due; None when no rollback is pending."""
     flags_pending: list[str] = field(default_factory=list)
     """Release flags still to kill (plan.kill_flags_on_rollback)."""
+    cause: RollbackCause | None = None
+    """The last rollback's cause and the verdicts behind it, for the screen."""
 
 
 @dataclass
@@ -37,21 +40,44 @@ class ReleaseState:
     bake_elapsed: float = 0.0
     last_tick: float | None = None
     pause_reason: str = ""
-    last_error: str = ""
-    """The last refused or failed action, for the status line."""
+    error_text: str = ""
+    error_state: tuple[Phase, int] | None = None
+    """The phase and step `error_text` was said in (see `last_error`)."""
     advance_failures: int = 0
     """Failed step changes in a row (see `changes.ADVANCE_FAILURE_LIMIT`)."""
     rollback: RollbackState = field(default_factory=RollbackState)
+
+    @property
+    def last_error(self) -> str:
+        """The last refused or failed action, for the status line.
+
+        A message belongs to the state it was said in: 'advance refused: release is
+        paused' must not still stand beside PROMOTED after a resume and a promotion. So
+        it reads "" once the phase or the step has changed since it was set.
+        """
+        if self.error_state != (self.phase, self.step_index):
+            return ""
+        return self.error_text
+
+    @last_error.setter
+    def last_error(self, message: str) -> None:
+        self.error_text = message
+        self.error_state = (self.phase, self.step_index) if message else None
 
     @property
     def rolling_back(self) -> bool:
         return self.phase in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED)
 
     def journal_view(self) -> dict[str, Any]:
-        """The state as the journal's `before` / `after` fields record it."""
+        """The state as the journal's `before` / `after` fields record it.
+
+        `step` is the number the screen, `status` and the headless lines show (1 for the
+        first step, 0 before it), not the index: a postmortem reading `step -1→0` next
+        to a screen that said `step 1/4` would doubt one of them.
+        """
         state: dict[str, Any] = {
             "phase": self.phase.value,
-            "step": self.step_index,
+            "step": self.step_index + 1,
             "weight": self.weight,
         }
         if self.pause_reason:

@@ -31,6 +31,9 @@ class Recorder:
         self.health = health
         self.state = state
         self.actor = actor
+        # Who a record names when no person asked for the action: the engine, acting on
+        # its rules for the lease holder (see `write`).
+        self.engine = Actor.engine_for(actor)
 
     def write(self, intent: str, **fields: Any) -> dict[str, Any]:
         """Write one record, or raise JournalError (the action must then not be taken)."""
@@ -39,7 +42,10 @@ class Recorder:
         self.drive.renew()
         if self.drive.mode is Mode.WATCH:
             raise JournalError(f"watch-only: {self.drive.driver} drives this release")
-        actor = fields.pop("actor", None) or self.actor
+        # No actor means nobody asked: the engine acts on its own rules (a gate tripped,
+        # a bake ended, a retry came due). The intents of `ReleaseEngine` always name
+        # the person, so a postmortem never blames them for what the engine decided.
+        actor = fields.pop("actor", None) or self.engine
         try:
             record = self.journal.append(intent, actor=actor, **fields)
         except JournalError as exc:
@@ -71,5 +77,5 @@ class Recorder:
         with contextlib.suppress(JournalError):
             self.journal.append(
                 "provider", reason=message, after=self.state.journal_view(), outcome=outcome,
-                data={"source": source},
+                data={"source": source}, actor=self.engine,
             )

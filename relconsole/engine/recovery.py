@@ -17,6 +17,12 @@ JournalRecord = Mapping[str, Any]
 
 # Intents whose verified outcome ends any rollback that came before them.
 _SETTLING_INTENTS = ("rollback", "rollback.retry", "advance", "promote")
+# A new attempt of the same release (`relconsole run --again`): the records before it
+# are a previous attempt's, kept (a journal is never cut) but no longer where it stands.
+RESTART = "restart"
+# Where an attempt has ended, so that starting another one is not a take-over of a live
+# release in disguise.
+ENDED_PHASES = ("rolled_back", "promoted")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,34 @@ class Recovered:
     """Set when a rollback must be completed (phase ROLLING_BACK)."""
     rollback_found_done: bool = False
     """A rollback was pending and the weight is already 0: it only needs its record."""
+
+
+def current_attempt(records: Sequence[JournalRecord]) -> Sequence[JournalRecord]:
+    """The records since the last `restart` record (every record when there is none)."""
+    for index in range(len(records) - 1, -1, -1):
+        if records[index].get("intent") == RESTART:
+            return records[index + 1:]
+    return records
+
+
+def attempt_phase(records: Sequence[JournalRecord]) -> str | None:
+    """The phase the current attempt's journal last recorded (None: none recorded)."""
+    for record in reversed(current_attempt(records)):
+        after = record.get("after")
+        if isinstance(after, Mapping) and after.get("phase"):
+            return str(after["phase"])
+    return None
+
+
+def again_refusal(records: Sequence[JournalRecord]) -> str | None:
+    """Why a new attempt must not start now, or None when the last one has ended."""
+    if not records:
+        return "it has no journal yet: there is nothing to run again"
+    phase = attempt_phase(records)
+    if phase not in ENDED_PHASES:
+        return (f"its journal says it is {(phase or 'not started').replace('_', ' ')}, not "
+                "rolled back or promoted: a release under way is attached to, not restarted")
+    return None
 
 
 def pending_rollback(records: Sequence[JournalRecord]) -> str | None:
@@ -72,7 +106,12 @@ def recover(
     step_index: int,
     now: float,
 ) -> Recovered:
-    """Where the release stands, given the journal and the weight read at start."""
+    """Where the release stands, given the journal and the weight read at start.
+
+    Only the current attempt counts: after a `restart` with the canary at 0 the release
+    is PENDING at the first step, however its previous attempt ended.
+    """
+    records = current_attempt(records)
     last = records[-1] if records else None
     after = (last or {}).get("after") or {}
     journal_phase = after.get("phase")
@@ -90,10 +129,12 @@ def recover(
         return Recovered(Phase.PROMOTED)
     if weight == 0 and journal_phase in ("rolled_back", "rollback_failed"):
         return Recovered(Phase.ROLLED_BACK)
-    if step_index < 0:
-        return Recovered(Phase.PENDING)
+    # Paused before the first step is paused too: a console that restarts must not
+    # start a release its operator held back.
     if journal_phase == "paused":
         return Recovered(
             Phase.PAUSED, pause_reason=after.get("pause_reason", "paused before restart")
         )
+    if step_index < 0:
+        return Recovered(Phase.PENDING)
     return Recovered(Phase.PROGRESSING, bake_elapsed=bake_from_journal(records, weight, now))

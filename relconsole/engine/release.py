@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Literal
 
 from relconsole.clock import Clock
-from relconsole.engine import policy, recovery
+from relconsole.engine import follow, policy, recovery
 from relconsole.engine.changes import ADVANCE_FAILURE_LIMIT, WeightChanges
 from relconsole.engine.context import EngineContext
 from relconsole.engine.drive import Drive, DriverProbe, Heartbeat
@@ -44,11 +45,19 @@ from relconsole.engine.steps import FixedSteps, StepPlan
 from relconsole.model import Actor, Mode, Phase, ReleasePlan, TrafficState
 from relconsole.providers.base import FlagProvider, MetricsProvider, TrafficProvider
 
-__all__ = ["ADVANCE_FAILURE_LIMIT", "ActionResult", "ReleaseEngine", "WatchOnlyError"]
+__all__ = ["ADVANCE_FAILURE_LIMIT", "ActionResult", "Intent", "ReleaseEngine", "WatchOnlyError"]
+
+# The intents `ReleaseEngine.why_not` can judge before they are sent.
+Intent = Literal["advance", "promote", "pause", "resume"]
 
 # Reads of the weight at start before it is declared unknown: one lost answer must not
 # leave a release paused (and a headless run ended) before it has begun.
 FIRST_READ_TRIES = 3
+
+# Real seconds between checks that this driver still holds its lease. A take-over must
+# stop the old driver at once, not at its next poll (poll_interval may be a minute); the
+# check is a stat of the lock file, and the lease's info file is rewritten far less often.
+LEASE_CHECK_INTERVAL = 0.5
 
 
 class ReleaseEngine:
@@ -103,6 +112,11 @@ class ReleaseEngine:
     @property
     def mode(self) -> Mode:
         return self._drive.mode
+
+    @property
+    def lease_lost(self) -> asyncio.Event:
+        """Set when this driver is demoted: a front end waiting between polls wakes."""
+        return self._drive.lost
 
     @property
     def traffic(self) -> TrafficProvider:
@@ -171,6 +185,9 @@ class ReleaseEngine:
             flags_provider=drive.flags.name if drive.flags is not None else "",
             flag_rollout_supported=self.flag_rollout_supported,
             journal_warnings=tuple(self.journal.warnings),
+            rollback_cause=state.rollback.cause,
+            traffic_at=obs.traffic_at,
+            metrics_at=obs.metrics_at,
         )
 
     def _publish(self) -> None:
@@ -178,8 +195,16 @@ class ReleaseEngine:
 
     # ------------------------------------------------------------------ start-up
 
-    async def attach(self) -> None:
-        """Read the real state from the providers and the journal (safety rule 5)."""
+    async def attach(
+        self, *, announce: bool = True, why: str = "console started", replay: bool = True
+    ) -> None:
+        """Read the real state from the providers and the journal (safety rule 5).
+
+        `announce` journals that a console arrived (with `why`). A one-shot command does
+        not: its action's own records say who did what, and a refused one leaves no trace.
+        `replay` shows the release's recent history; a watcher that takes the lease has
+        shown it already.
+        """
         state = self._state
         now = self.clock.now()
         state.last_tick = now
@@ -202,6 +227,9 @@ class ReleaseEngine:
         state.phase = found.phase
         state.pause_reason = found.pause_reason
         state.bake_elapsed = found.bake_elapsed
+        # A console that arrives after a rollback (a driver restarting, a watcher) shows
+        # its cause as the console that rolled back did, from the intent's record.
+        state.rollback.cause = follow.last_rollback_cause(records, self.plan)
         if found.phase is Phase.ROLLING_BACK:
             self._rollback.resume_pending(found.rollback_reason, now)
         elif found.rollback_found_done:
@@ -216,14 +244,17 @@ class ReleaseEngine:
                 )
 
         await self._obs.load_history(self._drive)
-        if self.mode is Mode.WATCH:
-            self._follower.arrive()
-        else:
+        # The release's history first, for a driver restarting and a watcher alike:
+        # without it a console that attaches later says only "attached: ROLLED BACK".
+        if replay:
+            self._follower.arrive(records)
+        if announce and self.mode is not Mode.WATCH:
             # Watching goes on without a journal; acting does not (see `Recorder.write`).
             with contextlib.suppress(JournalError):
                 self._ctx.record.write(
                     "attach",
-                    reason="console started",
+                    reason=why,
+                    actor=self.actor,
                     after=state.journal_view(),
                     outcome="verified" if weight_known else "failed: traffic unreadable",
                 )
@@ -254,7 +285,8 @@ class ReleaseEngine:
         state = self._state
         now = self.clock.now()
         self._drive.renew()
-        await self._obs.poll(self._drive, now, self._changes.observe_weight)
+        await self._obs.poll(self._drive, now, self._changes.observe_weight,
+                             announce=state.phase is not Phase.ROLLED_BACK)
         async with self._lock:
             if state.phase is Phase.PROGRESSING and state.last_tick is not None:
                 state.bake_elapsed += max(0.0, now - state.last_tick)
@@ -284,18 +316,90 @@ class ReleaseEngine:
                 pass
 
     async def run(self) -> None:
-        """Poll until `stop()`; the front end owns this task."""
+        """Poll until `stop()`; the front end owns this task.
+
+        `stop()` also ends the wait between polls, so a front end that waits for this
+        task (to hand the lease on) knows at once that no tick will act any more.
+        """
         self._stop.clear()
+        guard = asyncio.ensure_future(self.guard_lease())
+        try:
+            await self._loop()
+        finally:
+            guard.cancel()
+
+    async def _loop(self) -> None:
         while not self._stop.is_set():
             await self.tick()
             delay = self.plan.poll_interval
             due = self._state.rollback.next_at
             if due is not None:
                 delay = max(0.05, min(delay, due - self.clock.now()))
-            await self.clock.sleep(delay)
+            sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+            stopper = asyncio.ensure_future(self._stop.wait())
+            waits = {sleeper, stopper}
+            if self._drive.driving:
+                # Demoted: poll at once, so the screen shows the new driver's records
+                # and the weight they set, not what it was before the take-over.
+                waits.add(asyncio.ensure_future(self._drive.lost.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def guard_lease(self) -> None:
+        """While this engine drives, notice within a second that its lease was taken, and
+        demote it at once (a front end runs this beside its polls; `run` does)."""
+        while True:
+            await asyncio.sleep(LEASE_CHECK_INTERVAL)  # real time: leases are wall-clock
+            if not self._drive.driving:
+                continue
+            async with self._lock:  # never in the middle of an action's provider calls
+                self._drive.renew()
+            if not self._drive.driving:
+                self._publish()
+
+    async def take_drive(
+        self, heartbeat: Heartbeat, *, since: float | None, reason: str, holder: dict[str, object]
+    ) -> None:
+        """This watcher took the free lease (the front end took it): drive from here.
+
+        The take is journalled with its reason; then the engine attaches as a driver
+        that starts would — reading the real weight and the journal — so the automatic
+        advance and rollback resume from where the release really stands.
+        """
+        async with self._lock:
+            previous = self._drive.driver  # before `follow` finds this console holding it
+            self._follower.follow()  # the driver's last records, before writing after them
+            self._drive.take(heartbeat, since)
+            try:
+                self._ctx.record.write(
+                    "lease.take", reason=reason, actor=self.actor,
+                    before={"driver": previous},
+                    # The release as it stands, too: recovery reads the last record's
+                    # phase, and a paused release must stay paused under its new driver.
+                    after={**self._state.journal_view(), **holder}, outcome="verified",
+                )
+            except JournalError as exc:
+                # Driving unrecorded is not driving: back to watching, and say why.
+                self._drive.demote(f"the take could not be journalled: {exc}")
+                self._publish()
+                raise
+            self._bus.emit(EventKind.LEASE, f"lease taken: this console drives now — {reason}")
+            await self.attach(why=f"took the free lease: {reason}", replay=False)
+
+    def leave(self, how: str) -> None:
+        """Journal that this driving console goes away and how it leaves the release.
+
+        Nothing is changed; the record is for whoever asks later why nobody drove it.
+        """
+        if self._drive.driving:
+            self._ctx.record.soft("detach", reason=how, after=self._state.journal_view(),
+                                  outcome="verified", actor=self.actor)
 
     async def close(self) -> None:
         drive = self._drive
@@ -306,17 +410,43 @@ class ReleaseEngine:
 
     # ------------------------------------------------------------------ intents
 
-    async def advance(self, reason: str = "", actor: Actor | None = None) -> ActionResult:
+    def why_not(self, intent: Intent, *, skip_bake: bool = False, reason: str = "") -> str | None:
+        """Why `intent` would be refused right now, in the engine's own words; None if not.
+
+        The intents refuse with exactly these words, so a front end that asks first (`P`
+        opens no dialog for a promotion the engine will refuse) cannot disagree with it.
+        """
+        if not self._drive.driving:
+            return f"watch-only: {self._drive.driver} drives this release"
+        changes = self._changes
+        match intent:
+            case "advance":
+                return changes.advance_refusal(skip_bake=skip_bake, reason=reason)
+            case "promote":
+                return changes.promote_refusal()
+            case "pause":
+                return changes.pause_refusal()
+            case "resume":
+                return changes.resume_refusal()
+            case _:
+                raise ValueError(f"why_not cannot judge {intent!r}")
+
+    async def advance(
+        self, reason: str = "", actor: Actor | None = None, *, skip_bake: bool = False
+    ) -> ActionResult:
+        """One step forward. Inside a bake only with `skip_bake` and a reason: cutting a
+        bake short is the operator's explicit decision, journalled as an early advance."""
         self._drive.require("advance")
         async with self._lock:
-            result = await self._changes.advance(reason or "manual advance", actor=actor)
+            result = await self._changes.advance(reason, actor=actor or self.actor,
+                                                 skip_bake=skip_bake)
         self._publish()
         return result
 
     async def pause(self, reason: str = "", actor: Actor | None = None) -> ActionResult:
         self._drive.require("pause")
         async with self._lock:
-            result = await self._changes.pause(reason, actor)
+            result = await self._changes.pause(reason, actor or self.actor)
         if result.ok:
             self._publish()
         return result
@@ -324,7 +454,7 @@ class ReleaseEngine:
     async def resume(self, reason: str = "", actor: Actor | None = None) -> ActionResult:
         self._drive.require("resume")
         async with self._lock:
-            result = await self._changes.resume(reason, actor)
+            result = await self._changes.resume(reason, actor or self.actor)
         if result.ok:
             self._publish()
         return result
@@ -332,7 +462,7 @@ class ReleaseEngine:
     async def promote(self, reason: str = "", actor: Actor | None = None) -> ActionResult:
         self._drive.require("promote")
         async with self._lock:
-            result = await self._changes.promote(reason, actor)
+            result = await self._changes.promote(reason, actor or self.actor)
         self._publish()
         return result
 
@@ -345,9 +475,9 @@ class ReleaseEngine:
                 return self._ctx.refuse("rollback refused: already rolled back")
             if self._state.rolling_back:
                 # Retrying now is what an operator pressing r again means.
-                result = await self._rollback.attempt()
+                result = await self._rollback.attempt(actor=actor or self.actor)
             else:
-                result = await self._rollback.start(reason.strip(), actor=actor)
+                result = await self._rollback.start(reason.strip(), actor=actor or self.actor)
         self._publish()
         return result
 
@@ -386,6 +516,6 @@ class ReleaseEngine:
         if not change.reason.strip():
             return self._ctx.refuse(f"{change.intent} refused: a reason is required")
         async with self._lock:
-            result = await self._flag_actions.change(change, actor)
+            result = await self._flag_actions.change(change, actor or self.actor)
         self._publish()
         return result

@@ -11,7 +11,7 @@ from relconsole.engine.context import EngineContext
 from relconsole.engine.flag_actions import FlagActions, FlagChange
 from relconsole.engine.journal import JournalError
 from relconsole.engine.results import ActionResult, CallFailed
-from relconsole.engine.state import EventKind
+from relconsole.engine.state import EventKind, RollbackCause
 from relconsole.model import Actor, Phase
 
 ROLLED_BACK = "rolled back: canary at 0% (verified)"
@@ -55,21 +55,28 @@ class Rollback:
         except JournalError as exc:
             return ctx.refuse(f"rollback refused: journal cannot be written ({exc})")
         rollback = self.state.rollback
+        who = "engine" if automatic else ctx.who(actor)
+        # The verdicts as they stand now: a poll later the canary has no traffic and
+        # every gate reads "no data", which must not wash away why this happened.
+        rollback.cause = RollbackCause(
+            reason=reason, at=ctx.clock.now(), actor=who, weight=before["weight"],
+            step_index=self.state.step_index, gates=tuple(ctx.obs.gates),
+        )
         self.state.phase = Phase.ROLLING_BACK
         rollback.reason = reason
         rollback.error = ""
         rollback.attempts = 0
         rollback.flags_pending = self.flags_to_kill()
-        ctx.emit(
-            EventKind.ROLLBACK,
-            f"rolling back: {reason}",
-            actor="engine" if automatic else ctx.who(actor),
-            **data,
-        )
+        ctx.emit(EventKind.ROLLBACK, f"rolling back: {reason}", actor=who, **data)
         ctx.publish()
-        return await self.attempt(first_intent_written=True)
+        return await self.attempt(first_intent_written=True, actor=None if automatic else actor)
 
-    async def attempt(self, *, first_intent_written: bool = False) -> ActionResult:
+    async def attempt(
+        self, *, first_intent_written: bool = False, actor: Actor | None = None
+    ) -> ActionResult:
+        """One try at 0 %. A try someone asked for (the first, or `r` pressed again) is
+        theirs (`actor`); the retries that come due are the engine's own (no actor), on
+        behalf of whoever holds the lease."""
         ctx = self.ctx
         state = self.state
         rollback = state.rollback
@@ -77,7 +84,8 @@ class Rollback:
         intent = "rollback" if first_intent_written else "rollback.retry"
         before = state.journal_view()
         if not first_intent_written:
-            ctx.record.soft(intent, reason=rollback.reason, before=before, after={"weight": 0})
+            ctx.record.soft(intent, reason=rollback.reason, before=before, after={"weight": 0},
+                            actor=actor)
         # Flags first: a kill switch acts on the next evaluation everywhere, while
         # traffic drains. Each kill is journalled and verified on its own; one that fails
         # is retried with the traffic on the next attempt and keeps the rollback unverified.
@@ -98,7 +106,7 @@ class Rollback:
             # Traffic is back, flags are not: say so, so the journal shows which half held.
             ctx.record.outcome(intent, rollback.reason, before,
                                "traffic verified at 0%; release flags not yet verified off",
-                               None)
+                               actor)
         if flag_failure is not None:
             failure = f"{failure}; {flag_failure}" if failure else flag_failure
         if failure is None:
@@ -108,7 +116,7 @@ class Rollback:
             rollback.next_at = None
             rollback.error = ""
             ctx.health.note("rollback", None)
-            ctx.record.outcome(intent, rollback.reason, before, "verified", None)
+            ctx.record.outcome(intent, rollback.reason, before, "verified", actor)
             ctx.emit(EventKind.ROLLED_BACK,
                      f"rolled back: canary at 0% (verified) — {rollback.reason}")
             state.last_error = ""
@@ -123,7 +131,7 @@ class Rollback:
             f"retrying in {wait:g}s"
         )
         ctx.health.note("rollback", message)
-        return ctx.fail(intent, rollback.reason, before, message, None,
+        return ctx.fail(intent, rollback.reason, before, message, actor,
                         outcome=f"failed: {failure}")
 
     async def _kill_flags(self) -> str | None:

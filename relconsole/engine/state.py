@@ -7,7 +7,16 @@ from enum import StrEnum
 from typing import Any
 
 from relconsole.flags_audit import Finding, audit, findings_by_key
-from relconsole.model import Flag, GateStatus, Mode, Phase, ReleasePlan, Step, TrafficState
+from relconsole.model import (
+    Flag,
+    GateStatus,
+    Mode,
+    Phase,
+    ReleasePlan,
+    Step,
+    TrafficState,
+    Verdict,
+)
 
 
 class EventKind(StrEnum):
@@ -72,6 +81,31 @@ class ProblemNote:
 
 
 @dataclass(frozen=True)
+class RollbackCause:
+    """Why a release was rolled back, kept for as long as the rollback is the news.
+
+    A gate that tripped a rollback turns INCONCLUSIVE a poll later (the canary takes no
+    traffic any more); the verdicts as they stood when the rollback began are what an
+    operator needs to see, so they are kept here, beside the words of the reason.
+    """
+
+    reason: str
+    at: float
+    actor: str
+    """Who rolled back, as the console or the journal names them."""
+    weight: int
+    """The canary weight the rollback started from."""
+    step_index: int
+    gates: tuple[GateStatus, ...] = ()
+    """Every gate's verdict when the rollback began (empty when not known)."""
+
+    @property
+    def tripped(self) -> tuple[GateStatus, ...]:
+        """The gates that had failed up to their limit when the rollback began."""
+        return tuple(g for g in self.gates if g.verdict is Verdict.FAIL and g.tripped)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     plan: ReleasePlan
     now: float
@@ -92,7 +126,9 @@ class Snapshot:
     problems: tuple[ProblemNote, ...] = ()
     rollback_attempts: int = 0
     rollback_next_at: float | None = None
-    last_error: str = ""  # the last refused or failed action, for the status line
+    last_error: str = ""
+    """The last refused or failed action, for the status line; "" once the phase or the
+    step it was said in has changed (it is about a state that is gone)."""
     rollback_reason: str = ""
     """Why the release is being (or was) rolled back: the gate, the operator's words."""
     rollback_error: str = ""
@@ -103,6 +139,12 @@ class Snapshot:
     """Whether a flag's rollout percentage can be set through the flag provider."""
     journal_warnings: tuple[str, ...] = ()
     """What the journal repaired or doubts (a torn last line, a stale head), oldest first."""
+    rollback_cause: RollbackCause | None = None
+    """The last rollback's cause with the verdicts behind it (None: no rollback known)."""
+    traffic_at: float | None = None
+    """When `weight` and `traffic` were read (None: never); old while traffic is dark."""
+    metrics_at: float | None = None
+    """When the metrics provider last answered (None: never); `latest` is that old."""
 
     @property
     def step(self) -> Step | None:
@@ -123,6 +165,16 @@ class Snapshot:
                 return p
         return None
 
+    def old(self, source: str) -> float | None:
+        """When the values shown of `source` ("traffic", "metrics") were read, if they
+        are old: the provider has a problem and has not answered since it began. None
+        while they are live (or, answering with nothing usable, not shown at all)."""
+        note = self.problem(source)
+        at = {"traffic": self.traffic_at, "metrics": self.metrics_at}.get(source)
+        if note is None or at is None or at > note.since:
+            return None
+        return at
+
     def flag_findings(self) -> dict[str, tuple[Finding, ...]]:
         """Flag hygiene findings per flag key (flags without findings are absent).
 
@@ -142,6 +194,8 @@ class Event:
     message: str
     data: dict[str, Any] = field(default_factory=dict)
     actor: str = ""
+    past: bool = False
+    """Replayed from the journal when a console attached: history, not news."""
 
     def as_dict(self) -> dict[str, Any]:
         return {

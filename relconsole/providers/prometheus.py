@@ -29,13 +29,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from relconsole.clock import Clock
 from relconsole.model import MetricPair, MetricSpec, Reading, Role
+from relconsole.placeholders import VERSION as PLACEHOLDER
+from relconsole.placeholders import expand_query
 from relconsole.providers._settings import Settings, kind_of
 from relconsole.providers.base import BuildContext, ProviderError
 from relconsole.secrets import Secret
 
 NAME = "prometheus"
-# `{{version}}` (spaces allowed inside the braces) is the only placeholder.
-PLACEHOLDER = re.compile(r"\{\{\s*version\s*\}\}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")
 _MESSAGE_LIMIT = 160
 # A sample as Prometheus writes it (Go's strconv.FormatFloat, or NaN/±Inf). float() also
@@ -173,9 +173,8 @@ def parse_settings(raw: dict[str, Any], call_timeout: float) -> PrometheusSettin
 
 
 def render(template: str, version: str) -> str:
-    """The query with `{{version}}` replaced, escaped for a PromQL double-quoted string."""
-    escaped = version.replace("\\", "\\\\").replace('"', '\\"')
-    return PLACEHOLDER.sub(lambda _m: escaped, template)
+    """The query as sent; the console shows the same text (`placeholders`)."""
+    return expand_query(template, version)
 
 
 def check_queries(metrics: Sequence[MetricSpec]) -> None:

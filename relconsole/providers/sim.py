@@ -49,7 +49,7 @@ def _default_flags() -> list[Flag]:
         Flag("checkout-new-pricing-release", FlagKind.RELEASE, True, 25, "payments-team",
              "New pricing engine for checkout"),
         Flag("checkout-pricing-killswitch", FlagKind.KILL_SWITCH, True, None, "payments-team",
-             "Turns the new pricing path off for everyone"),
+             "Kill it to turn the new pricing path off for everyone"),
         Flag("search-autocomplete-experiment", FlagKind.EXPERIMENT, True, 50, "search-team",
              "A/B test of the new autocomplete ranking"),
         Flag("payments-3ds-ops", FlagKind.OPERATIONAL, True, None, "payments-team",

@@ -7,28 +7,51 @@ place and can be checked without Pilot. The app pushes what these return.
 from __future__ import annotations
 
 from relconsole.engine.state import Snapshot
-from relconsole.model import Flag, Phase, ReleasePlan, Verdict
+from relconsole.model import Flag, Phase, ReleasePlan
 from relconsole.tui import format as fmt
-from relconsole.tui.dialogs import ConfirmDialog, ReasonDialog, RolloutDialog
+from relconsole.tui.dialogs import (
+    Choice,
+    ChoiceDialog,
+    ConfirmDialog,
+    ReasonDialog,
+    RolloutDialog,
+)
+from relconsole.tui.widgets.flags import effect as flag_effect
+
+# The journal's words for a bake cut short from the console (the dialog has no field).
+EARLY_REASON = "advanced before the bake ended (confirmed at the console)"
+
+
+def _next_weight(snap: Snapshot) -> int | None:
+    steps = snap.plan.steps
+    return steps[snap.step_index + 1].weight if snap.step_index + 1 < len(steps) else None
+
+
+def _baked(snap: Snapshot) -> str:
+    return (f"The canary has baked {fmt.duration(snap.bake_elapsed)} of "
+            f"{fmt.duration(snap.step.bake if snap.step else 0)} at {snap.weight}% "
+            f"({fmt.duration(snap.bake_remaining)} left).")
 
 
 def early_advance(snap: Snapshot) -> ConfirmDialog | None:
-    """The confirmation for cutting a bake short; None when the bake is over."""
-    steps = snap.plan.steps
-    if not (
-        snap.phase is Phase.PROGRESSING
-        and snap.bake_remaining > 0
-        and snap.step_index + 1 < len(steps)
-    ):
+    """The confirmation for cutting a bake short; None when the bake is over.
+
+    Cancel is focused: a stray Enter (a burst, a paste) must not cut a bake short.
+    """
+    nxt = _next_weight(snap)
+    if not (snap.phase is Phase.PROGRESSING and snap.bake_remaining > 0 and nxt is not None):
         return None
     return ConfirmDialog(
         "Advance before the bake is over?",
-        f"The canary has baked {fmt.duration(snap.bake_elapsed)} of "
-        f"{fmt.duration(snap.step.bake if snap.step else 0)} at {snap.weight}% "
-        f"({fmt.duration(snap.bake_remaining)} left). Advance to "
-        f"{steps[snap.step_index + 1].weight}% now?",
+        f"{_baked(snap)} Advance to {nxt}% now?",
         confirm="Advance now",
+        default="cancel",
     )
+
+
+def advances_to_last(snap: Snapshot) -> bool:
+    """Whether `a` now takes the canary to the last step: that is a promotion."""
+    return snap.step_index + 2 == len(snap.plan.steps)
 
 
 def pause() -> ReasonDialog:
@@ -40,19 +63,42 @@ def pause() -> ReasonDialog:
     )
 
 
-def promote(snap: Snapshot) -> ReasonDialog:
-    not_passing = [g for g in snap.gates if g.verdict is not Verdict.PASS]
-    warning = ""
-    if not_passing:
-        names = ", ".join(f"{g.name} {g.verdict.value.upper()}" for g in not_passing)
-        warning = f"Not every gate passes: {names}. The engine will refuse."
+def _reason_dialog(title: str, body: str, *, confirm: str, warning: str,
+                   plan: ReleasePlan) -> ReasonDialog:
+    """A reason for a promotion. In production it also needs the service's name typed
+    out, as a flag change needs its key: 100% of traffic is not one Enter away."""
+    if not plan.production:
+        return ReasonDialog(title, body, confirm=confirm, required=False, warning=warning)
     return ReasonDialog(
+        title, body, confirm=confirm, required=False, warning=warning,
+        typed_key=plan.service, typed_what="the service's name",
+        typed_hint=f"{_production(plan)} — to confirm, type the service's name:",
+    )
+
+
+def promote(snap: Snapshot) -> ReasonDialog:
+    """Asked only once the engine has said it would promote (`ReleaseEngine.why_not`)."""
+    warning = ""
+    if snap.step_index < 0:
+        warning = "The canary has taken no traffic yet: no gate has judged it."
+    return _reason_dialog(
         f"Promote {snap.plan.service} {snap.plan.version} to 100%?",
         f"The canary goes from {snap.weight}% to 100% of traffic in "
         f"{snap.plan.environment}, skipping the remaining steps.",
-        confirm="Promote",
-        required=False,
-        warning=warning,
+        confirm="Promote", warning=warning, plan=snap.plan,
+    )
+
+
+def advance_to_last(snap: Snapshot) -> ReasonDialog:
+    """`a` at the step before the last: a promotion, asked as one (typed in production)."""
+    nxt = _next_weight(snap)
+    early = _baked(snap) + " Advancing now cuts the bake short." if (
+        snap.phase is Phase.PROGRESSING and snap.bake_remaining > 0) else ""
+    return _reason_dialog(
+        f"Advance {snap.plan.service} {snap.plan.version} to {nxt}%?",
+        f"The last step: the canary goes from {snap.weight}% to {nxt}% of traffic in "
+        f"{snap.plan.environment}.",
+        confirm=f"Advance to {nxt}%", warning=early, plan=snap.plan,
     )
 
 
@@ -78,28 +124,55 @@ def rollback(snap: Snapshot) -> ReasonDialog:
     )
 
 
+def take_lease(snap: Snapshot) -> ReasonDialog:
+    """Asked before a watcher takes a free lease: from then on it is what guards the
+    release, automatic rollback included."""
+    plan = snap.plan
+    auto = [what for what, on in (("rollback", plan.auto_rollback),
+                                  ("advance", plan.auto_advance)) if on]
+    resumes = (f"The automatic {' and '.join(auto)} resume{'s' if len(auto) == 1 else ''} "
+               "from here, where the release stands now" if auto
+               else "Nothing advances or rolls back on its own (auto_advance and "
+                    "auto_rollback are off)")
+    return ReasonDialog(
+        f"Drive {plan.service} {plan.version} from this console?",
+        f"Nobody drives this release. Taking the lease makes this console its driver: "
+        f"{resumes} ({where(snap)}), and the action keys act. Others watch.",
+        confirm="Take the lease",
+        required=True,
+        placeholder="reason (required — journalled with the take)",
+    )
+
+
 def typed_hint(plan: ReleasePlan) -> str:
     """In production a flag change needs its key typed out; this says so.
 
     Whether the release is production is the config's decision (`plan.production`);
     this only names an environment that is not literally called "production".
     """
+    return f"{_production(plan)} — to confirm, type the flag's key:"
+
+
+def _production(plan: ReleasePlan) -> str:
     environment = plan.environment
-    where = "Production" if environment.casefold() == "production" else (
+    return "Production" if environment.casefold() == "production" else (
         f"{environment} is production"
     )
-    return f"{where} — to confirm, type the flag's key:"
 
 
 def flag(snap: Snapshot, key: str, enabled: bool) -> ReasonDialog:
     found = next((f for f in snap.flags if f.key == key), None)
     mine = " It belongs to this release." if found is not None and found.in_release else ""
+    # Say what happens to the feature, from the flag's kind: "kill a kill switch" alone
+    # does not tell whether the feature goes on or off.
     if enabled:
         title = f"Restore flag {key}?"
-        body = f"{key} is turned back ON for everyone it targets.{mine}"
+        what = f" — {flag_effect(found, kill=False)}" if found else ""
+        body = f"{key} is turned back ON for everyone it targets{what}.{mine}"
     else:
         title = f"Kill flag {key}?"
-        body = f"Kill switch: {key} is turned OFF for everyone.{mine}"
+        what = f" — {flag_effect(found, kill=True)}" if found else ""
+        body = f"{key} is turned OFF for everyone{what}.{mine}"
     production = snap.plan.production
     return ReasonDialog(title, body, confirm="Restore" if enabled else "Kill",
                         required=True, danger=not enabled,
@@ -119,3 +192,61 @@ def rollout_unsupported(snap: Snapshot) -> str:
     if not name:
         return "no flag provider is configured"
     return f"{name} keeps rollout percentages itself — change them in {name}"
+
+
+# The answers of the quit dialog (`ChoiceDialog` ids).
+HAND_OFF, PAUSE_AND_QUIT, LEAVE_AS_IS = "hand-off", "pause", "leave"
+
+
+def where(snap: Snapshot) -> str:
+    """'checkout-api 2.3.0 PROGRESSING at 10% (step 2/4)': what the exit line starts with."""
+    return (f"{snap.plan.service} {snap.plan.version} {snap.phase.label} at {snap.weight}% "
+            f"(step {snap.step_index + 1}/{len(snap.plan.steps)})")
+
+
+def quit_driving(
+    snap: Snapshot, *, pause_refused: str | None, handoff_refused: str
+) -> ChoiceDialog:
+    """What to do with a release this console drives, before it quits.
+
+    While it runs, this console is what rolls the canary back when a gate fails; once it
+    quits nothing does, so quitting says so and offers the ways to leave it guarded or at
+    least still. Cancel is focused: `q` then a stray Enter keeps driving.
+    """
+    rolling_back = snap.phase in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED)
+    if rolling_back:
+        body = (f"The rollback of {snap.plan.service} {snap.plan.version} is not verified yet "
+                f"(canary at {snap.weight}%, attempt {snap.rollback_attempts}). This console "
+                "keeps retrying it; once it quits, nothing does.")
+        leave = "Quit, leave the rollback unfinished — nobody will retry it"
+    else:
+        guard = ("a failing gate rolls the canary back" if snap.plan.auto_rollback
+                 else "it shows a failing gate")
+        body = (f"{where(snap)}. This console drives it: while it runs, {guard}; once "
+                "it quits, nothing does.")
+        leave = f"Quit, leave it {snap.phase.label} — nobody will roll it back"
+    if snap.phase is Phase.PAUSED:
+        # A headless run ends at once on a paused release (exit 4): it would not guard it.
+        handoff_refused = "a headless run stops at once on a paused release"
+    choices = [
+        Choice(HAND_OFF, "Hand off to a headless driver, then quit",
+               unavailable=f"No hand-off: {handoff_refused}" if handoff_refused else ""),
+        Choice(PAUSE_AND_QUIT, f"Pause at {snap.weight}%, then quit",
+               unavailable="" if pause_refused is None else f"No pause: {_why(pause_refused)}"),
+        Choice(LEAVE_AS_IS, leave),
+        Choice("cancel", "Cancel — keep driving from this console"),
+    ]
+    starts = " (it starts the release)" if snap.phase is Phase.PENDING else ""
+    return ChoiceDialog(
+        "Quit while this console drives the release?",
+        body,
+        choices,
+        warning=("A headless driver takes the lease and follows the plan" + starts + ": it "
+                 "rolls back when a gate fails, and advances when a bake is over and the "
+                 "gates pass."),
+    )
+
+
+def _why(refusal: str) -> str:
+    """'pause refused: release is paused' → 'release is paused', for a short label."""
+    return refusal.split(": ", 1)[-1]

@@ -4,25 +4,36 @@
 it refuses an empty reason itself, before anything reaches the engine.
 `RolloutDialog` returns a flag's new percentage and the reason; it refuses anything but
 a whole number from 0 to 100 itself.
-`ConfirmDialog` returns True or False.
+`ConfirmDialog` returns True or False; `ChoiceDialog` the id of the choice made, or None.
 
-With `typed_key` (every flag change in a production environment) a dialog also asks for
-the flag's key to be typed out; its confirm button stays disabled, and Enter refuses,
-until the key matches exactly.
+With `typed_key` (every flag change, and a promotion, in a production environment) a
+dialog also asks for a name to be typed out; its confirm button stays disabled, and Enter
+refuses, until it matches exactly.
+
+Keys are applied in the order they arrived, however fast they come (`Dialog.take`).
+Textual on its own does not: it hands a printable key to the focused input at once, but
+acts on Tab, Backspace and Enter only after they have bubbled back up to the app, by
+which time the keys behind them have already been handed to the old field. A paste or an
+SSH link delivers keys in bursts, so `60 Tab ramp up` became `60ramp up` in one field and
+`xyz BSpace×3 abcdefgh` became `xyzabcde`. The app gives every key meant for a dialog to
+`take`, which applies it to the dialog's fields there and then.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from textual import events
+from textual.actions import parse
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
 from relconsole.model import Flag
@@ -65,31 +76,196 @@ def _input(placeholder: str, id: str) -> Input:
 T = TypeVar("T")
 
 
-class FormDialog(ModalScreen[T]):
+def _input_keys() -> dict[str, str]:
+    """Textual's own Input key bindings (cursor moves, deletions), key → action."""
+    keys: dict[str, str] = {}
+    for binding in Input.BINDINGS:
+        if isinstance(binding, Binding):
+            names, action = binding.key, binding.action
+        else:
+            names, action = binding[0], binding[1]
+        for name in names.split(","):
+            keys.setdefault(name.strip(), action)
+    return keys
+
+
+INPUT_KEYS = _input_keys()
+# Keys a dialog applies itself besides printable ones and INPUT_KEYS. Anything else (ctrl+q)
+# takes Textual's usual way.
+DIALOG_KEYS = frozenset({"escape", "enter", "tab", "shift+tab", "up", "down", "left", "right"})
+
+Arrival = events.Key | events.Paste
+
+
+class Dialog(ModalScreen[T]):
+    """A modal screen whose keys are applied in arrival order, whatever their timing.
+
+    `take` is called by the app for every key and paste while this dialog is on top, in
+    the order the terminal sent them, and applies each one before the next is looked at:
+    typing goes into the field focused at that moment, Tab moves the focus at once, Enter
+    reads the fields as the keys before it left them. Keys that come before the dialog
+    is mounted wait and are applied, in order, once it is.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: list[Arrival] = []
+        self._applying = False
+        self._answered = False
+
+    # -- what a dialog is made of (subclasses)
+
+    def first_focus(self) -> Widget | None:
+        """The widget that has the focus when the dialog opens."""
+        return None
+
+    def cancelled(self) -> T:
+        """The result of Escape or Cancel."""
+        raise NotImplementedError
+
+    def pressed(self, button: str) -> None:
+        """A button was pressed (by Enter, or by the mouse)."""
+        self.answer(self.cancelled())
+
+    def submitted(self, field: Input) -> None:
+        """Enter in an input."""
+
+    def after_key(self) -> None:
+        """After each key applied: keep what depends on the fields (buttons) in step."""
+
+    # -- the order of keys
+
+    def take(self, event: Arrival) -> bool:
+        """Apply one key or paste now; False for a key this dialog leaves to Textual."""
+        if isinstance(event, events.Key) and not (
+            event.is_printable or event.key in DIALOG_KEYS or event.key in INPUT_KEYS
+        ):
+            return False
+        if self._answered:
+            return True  # typed after the dialog answered: it must not reach the dashboard
+        if not self._applying:
+            self._waiting.append(event)
+            return True
+        self._apply(event)
+        return True
+
+    def on_mount(self) -> None:
+        self.set_focus(self.first_focus())
+        self._applying = True
+        early, self._waiting = self._waiting, []
+        for event in early:
+            if self._answered:
+                break
+            self._apply(event)
+
+    def answer(self, result: T) -> None:
+        if not self._answered:
+            self._answered = True
+            self.dismiss(result)
+
+    def _apply(self, event: Arrival) -> None:
+        focused = self.focused
+        if isinstance(event, events.Paste):
+            if isinstance(focused, Input):
+                # One line, as a field holds one: a pasted newline must not drop the rest.
+                _insert(focused, " ".join(line.strip() for line in event.text.splitlines()
+                                          if line.strip()))
+                self.after_key()
+            return
+        key = event.key
+        if key == "escape":
+            self.answer(self.cancelled())
+        elif key in ("tab", "shift+tab"):
+            self._focus_step(-1 if key == "shift+tab" else 1)
+        elif isinstance(focused, Input):
+            if key == "enter":
+                self.submitted(focused)
+            elif event.is_printable and event.character is not None:
+                _insert(focused, event.character)
+            elif key in INPUT_KEYS:
+                _run_input_action(focused, INPUT_KEYS[key])
+            self.after_key()
+        elif isinstance(focused, Button):
+            if key == "enter":
+                self.pressed(focused.id or "")
+            elif key in ("left", "up"):
+                self._focus_step(-1)
+            elif key in ("right", "down"):
+                self._focus_step(1)
+
+    def _focus_step(self, step: int) -> None:
+        chain = [w for w in self.focus_chain if isinstance(w, Input | Button)]
+        if not chain:
+            return
+        at = chain.index(self.focused) if self.focused in chain else -step
+        self.set_focus(chain[(at + step) % len(chain)])
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        # The mouse: keys never get here (`take` presses buttons itself).
+        event.stop()
+        if not self._answered:
+            self.pressed(event.button.id or "")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Only where keys took Textual's own way (a dialog outside ReleaseApp): `take`
+        # applies Enter itself and never lets an input submit.
+        event.stop()
+        if not self._answered:
+            self.submitted(event.input)
+
+    def action_cancel(self) -> None:
+        self.answer(self.cancelled())
+
+
+def _insert(field: Input, text: str) -> None:
+    if not text:
+        return
+    selection = field.selection
+    if selection.is_empty:
+        field.insert_text_at_cursor(text)
+    else:
+        field.replace(text, *selection)
+
+
+def _run_input_action(field: Input, action: str) -> None:
+    """One of Input's own bindings, run now rather than after the key has bubbled up."""
+    _, name, params = parse(action)
+    method: Callable[..., object] | None = getattr(field, f"action_{name}", None)
+    if method is None or name == "submit":
+        return
+    outcome = method(*params)
+    if hasattr(outcome, "close"):
+        outcome.close()  # an async action (none of the editing ones is): not awaited
+
+
+class FormDialog(Dialog[T | None]):
     """Inputs checked in order before the dialog may close with a result.
 
     Enter in a field, or the confirm button, checks every field. The first problem is
     shown in the dialog and its field focused; a later field that is still empty is
     simply focused (Enter moves on) unless the button was pressed or Enter was pressed
-    in that very field. `typed_key` adds the production confirmation: the key typed out.
+    in that very field. `typed_key` adds the production confirmation: `typed_what`
+    (the flag's key, the service's name) typed out.
     """
-
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
 
     FIELDS: tuple[str, ...] = ()  # ids of the inputs, in the order they are checked
 
-    def __init__(self, *, confirm: str, danger: bool, typed_key: str, hint: str) -> None:
+    def __init__(self, *, confirm: str, danger: bool, typed_key: str, hint: str,
+                 typed_what: str = "the flag's key") -> None:
         super().__init__()
         self.confirm = confirm
         self.danger = danger
         self.typed_key = typed_key
         self.hint = hint
+        self.typed_what = typed_what
 
     def compose_typed(self) -> ComposeResult:
         if self.typed_key:
-            hint = self.hint or "Production — to confirm, type the flag's key:"
+            hint = self.hint or f"Production — to confirm, type {self.typed_what}:"
             yield Label(Content.assemble(hint, " ", (self.typed_key, "bold")), id="typed-hint")
-            yield _input("the flag's key, exactly as above", "typed")
+            yield _input(f"{self.typed_what}, exactly as above", "typed")
 
     def compose_end(self) -> ComposeResult:
         yield Label("", id="error", markup=False)
@@ -104,8 +280,8 @@ class FormDialog(ModalScreen[T]):
         """What is wrong with one field ("" when nothing is)."""
         if field == "typed" and self.typed_key and not self.typed_matches():
             if not self.value("typed"):
-                return "Type the flag's key, as shown above, to confirm."
-            return "That is not the flag's key: type it exactly as shown above."
+                return f"Type {self.typed_what}, as shown above, to confirm."
+            return f"That is not {self.typed_what}: type it exactly as shown above."
         return ""
 
     def result(self) -> T:
@@ -123,26 +299,28 @@ class FormDialog(ModalScreen[T]):
             if message:
                 yield field, message
 
-    def on_mount(self) -> None:
-        self.query_one(f"#{self.FIELDS[0]}", Input).focus()
+    def first_focus(self) -> Widget | None:
+        return self.query_one(f"#{self.FIELDS[0]}", Input)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "typed":
+    def cancelled(self) -> T | None:
+        return None
+
+    def after_key(self) -> None:
+        if self.typed_key:
             self.query_one("#confirm", Button).disabled = not self.typed_matches()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit(event.input.id)
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # Edits that do not come through `take` (a test setting a value) count too.
+        self.after_key()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "confirm":
+    def submitted(self, field: Input) -> None:
+        self._submit(field.id)
+
+    def pressed(self, button: str) -> None:
+        if button == "confirm":
             self._submit(None)
         else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+            self.answer(None)
 
     def _submit(self, source: str | None) -> None:
         error = self.query_one("#error", Label)
@@ -159,12 +337,12 @@ class FormDialog(ModalScreen[T]):
             else:
                 error.update(message)
                 widget.add_class("-invalid")
-            widget.focus()
+            self.set_focus(widget)  # now: the next key belongs to this field
             return
-        self.dismiss(self.result())
+        self.answer(self.result())
 
 
-class ReasonDialog(FormDialog[str | None]):
+class ReasonDialog(FormDialog[str]):
     """Ask for a reason that goes into the journal; Enter confirms, Escape cancels."""
 
     DEFAULT_CSS = "ReasonDialog {" + DIALOG_CSS + "}"
@@ -183,8 +361,10 @@ class ReasonDialog(FormDialog[str | None]):
         placeholder: str = "",
         typed_key: str = "",
         typed_hint: str = "",
+        typed_what: str = "the flag's key",
     ) -> None:
-        super().__init__(confirm=confirm, danger=danger, typed_key=typed_key, hint=typed_hint)
+        super().__init__(confirm=confirm, danger=danger, typed_key=typed_key, hint=typed_hint,
+                         typed_what=typed_what)
         self.title_text = title
         self.body = body
         self.required = required
@@ -210,7 +390,7 @@ class ReasonDialog(FormDialog[str | None]):
             return "A reason is required: it is written to the journal."
         return super().problem(field)
 
-    def result(self) -> str | None:
+    def result(self) -> str:
         return self.value("reason")
 
 
@@ -244,7 +424,7 @@ def rollout_now(flag: Flag) -> str:
     return f"It is ON for {flag.rollout}% of users now."
 
 
-class RolloutDialog(FormDialog[Rollout | None]):
+class RolloutDialog(FormDialog[Rollout]):
     """The selected flag's new rollout percentage, and the reason for the journal."""
 
     DEFAULT_CSS = "RolloutDialog {" + DIALOG_CSS + "    #reason { margin: 0; }\n}"
@@ -268,12 +448,11 @@ class RolloutDialog(FormDialog[Rollout | None]):
             yield from self.compose_typed()
             yield from self.compose_end()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        # (Textual calls FormDialog's handler as well: it minds the typed key.)
-        if event.input.id == "percent":
-            percent = parse_percent(event.value)
-            label = f"Set {percent}%" if isinstance(percent, int) else self.confirm
-            self.query_one("#confirm", Button).label = label
+    def after_key(self) -> None:
+        super().after_key()
+        percent = parse_percent(self.query_one("#percent", Input).value)
+        label = f"Set {percent}%" if isinstance(percent, int) else self.confirm
+        self.query_one("#confirm", Button).label = label
 
     def problem(self, field: str) -> str:
         if field == "percent":
@@ -283,25 +462,29 @@ class RolloutDialog(FormDialog[Rollout | None]):
             return "A reason is required: it is written to the journal."
         return super().problem(field)
 
-    def result(self) -> Rollout | None:
+    def result(self) -> Rollout:
         percent = parse_percent(self.value("percent"))
         assert isinstance(percent, int)
         return Rollout(percent, self.value("reason"))
 
 
-class ConfirmDialog(ModalScreen[bool]):
-    """Yes or no. Enter presses the focused button (the confirm button); Escape cancels."""
+class ConfirmDialog(Dialog[bool]):
+    """Yes or no. Enter presses the focused button; Escape cancels.
+
+    `default` is the button focused when it opens: "cancel" where a stray Enter must not
+    act (cutting a bake short), "confirm" where acting is the way out (retrying a rollback).
+    """
 
     DEFAULT_CSS = "ConfirmDialog {" + DIALOG_CSS + "}"
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
-
-    def __init__(self, title: str, body: str, *, confirm: str, danger: bool = False) -> None:
+    def __init__(self, title: str, body: str, *, confirm: str, danger: bool = False,
+                 default: str = "confirm") -> None:
         super().__init__()
         self.title_text = title
         self.body = body
         self.confirm = confirm
         self.danger = danger
+        self.default = default
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-danger" if self.danger else ""):
@@ -314,12 +497,66 @@ class ConfirmDialog(ModalScreen[bool]):
                     self.confirm, id="confirm", variant="error" if self.danger else "primary"
                 )
 
-    def on_mount(self) -> None:
-        self.query_one("#confirm", Button).focus()
+    def first_focus(self) -> Widget | None:
+        return self.query_one(f"#{self.default}", Button)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "confirm")
+    def cancelled(self) -> bool:
+        return False
 
-    def action_cancel(self) -> None:
-        self.dismiss(False)
+    def pressed(self, button: str) -> None:
+        self.answer(button == "confirm")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer of a `ChoiceDialog`; with `unavailable` (words that say what is not
+    possible, and why) it is shown dimmed, in those words, and cannot be chosen."""
+
+    id: str
+    label: str
+    unavailable: str = ""
+
+
+class ChoiceDialog(Dialog[str | None]):
+    """One of several answers, one per line; Escape (or a choice with id "cancel") is None.
+
+    The choices are buttons in a column, so each can say in words what it does; the
+    default is focused when the dialog opens.
+    """
+
+    DEFAULT_CSS = "ChoiceDialog {" + DIALOG_CSS + """
+        #choices { height: auto; margin: 1 0 1 0; }
+        #choices Button { width: 100%; margin: 0; }
+    }"""
+
+    def __init__(self, title: str, body: str, choices: Sequence[Choice], *,
+                 warning: str = "", default: str = "cancel", danger: bool = True) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.choices = tuple(choices)
+        self.warning = warning
+        self.default = default
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="-danger" if self.danger else ""):
+            yield Label(self.title_text, id="title", markup=False)
+            yield Static(self.body, id="body", markup=False)
+            if self.warning:
+                yield Static(self.warning, id="warning", markup=False)
+            with Vertical(id="choices"):
+                for choice in self.choices:
+                    # One look for all: only the focus may stand out, or a red choice
+                    # reads as the selected one.
+                    yield Button(choice.unavailable or choice.label, id=choice.id,
+                                 compact=True, disabled=bool(choice.unavailable))
+
+    def first_focus(self) -> Widget | None:
+        return self.query_one(f"#{self.default}", Button)
+
+    def cancelled(self) -> str | None:
+        return None
+
+    def pressed(self, button: str) -> None:
+        self.answer(None if button == "cancel" else button)

@@ -7,10 +7,15 @@ A source or editable checkout reads `<repo>/themes`; a wheel carries the same fi
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.color import Color as RichColor
+from rich.color import ColorSystem
+from textual.color import Color
 from textual.theme import Theme
 
 import relconsole
@@ -30,6 +35,30 @@ VARIABLE_DEFAULTS = {
     "rc-muted": "#888888",  # muted text inside tables and logs (component styles)
     "rc-border-focus": "#0178d4",
 }
+
+
+# NO_COLOR (https://no-color.org): Textual then draws every colour as the terminal's own
+# default (the app asks for its NoColor filter, see `ReleaseApp`), so whatever colour
+# alone said is said here with reverse, bold and borders. One stylesheet for every
+# screen: the App's CSS outranks each widget's DEFAULT_CSS.
+NO_COLOR_CSS = """
+#mode:nocolor, #phase:nocolor, #stall:nocolor, #sim:nocolor, #banner:nocolor {
+    text-style: bold reverse;
+}
+DataTable:nocolor > .datatable--cursor, DataTable:nocolor:focus > .datatable--cursor {
+    text-style: bold reverse;
+}
+Panel:nocolor:focus-within { border: double $rc-border-focus; }
+Panel:nocolor.-problem { border: heavy $warning; }
+Input:nocolor > .input--cursor { text-style: reverse; }
+Toast:nocolor { text-style: reverse; }
+"""
+
+
+def no_color() -> bool:
+    """Whether NO_COLOR is set — Textual's own test (any value, even empty), so this
+    agrees with what it draws."""
+    return "NO_COLOR" in os.environ
 
 
 class ThemeError(ValueError):
@@ -86,3 +115,47 @@ def resolve_name(name: str, available: dict[str, Theme] | set[str]) -> str | Non
         if candidate in available:
             return candidate
     return None
+
+
+# The colours that carry state on screen: verdict text, and the badges' backgrounds.
+VERDICT_TEXT = ("text-success", "text-warning", "text-error")
+BADGES = ("primary", "accent", "success", "warning", "error")
+BACKGROUNDS = ("background", "surface", "panel")
+
+
+def _at_256(variables: Mapping[str, str], name: str) -> int:
+    """The xterm-256 palette entry a variable becomes on a 256-colour terminal."""
+    colour = Color.parse(variables["background"]) + Color.parse(variables[name])
+    rich = RichColor.parse(colour.hex[:7]).downgrade(ColorSystem.EIGHT_BIT)
+    return rich.number if rich.number is not None else -1
+
+
+def problems_at_256(theme: Theme) -> list[str]:
+    """What collapses when this theme is drawn with 256 colours ([] when nothing does).
+
+    OpenSSH does not forward COLORTERM, so a bastion session usually gets 256 colours;
+    stock themes then merge PASS with FAIL, or a badge with the background. An `ansi`
+    theme is drawn with the terminal's own palette and is never downsampled.
+    """
+    if theme.ansi:
+        return []
+    variables = {**theme.to_color_system().generate(), **theme.variables}
+    problems: list[str] = []
+    verdicts = [_at_256(variables, v) for v in VERDICT_TEXT]
+    if len(set(verdicts)) < len(verdicts):
+        problems.append(f"verdict colours merge: {dict(zip(VERDICT_TEXT, verdicts, strict=True))}")
+    badges = [_at_256(variables, v) for v in BADGES]
+    if len(set(badges)) < len(badges):
+        problems.append(f"badge colours merge: {dict(zip(BADGES, badges, strict=True))}")
+    backgrounds = {_at_256(variables, v) for v in BACKGROUNDS}
+    if not backgrounds.isdisjoint(verdicts + badges):
+        problems.append("a verdict or badge colour equals a background")
+    return problems
+
+
+def offered(themes: Mapping[str, Theme]) -> list[str]:
+    """The themes an operator may pick: relconsole's own that survive 256 colours."""
+    return sorted(
+        name for name, theme in themes.items()
+        if name.startswith(PREFIX) and not problems_at_256(theme)
+    )

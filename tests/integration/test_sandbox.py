@@ -96,12 +96,14 @@ def test_injected_errors_roll_back_on_the_error_rate_gate(box: Sandbox, tmp_path
 
     rollback = next(r for r in journal(tmp_path) if r["intent"] == "rollback"
                     and not r.get("outcome"))
-    match = re.search(r"gate error_rate failed 2× \(([0-9.e-]+) > max 0\.01", rollback["reason"])
+    # Written in the metric's unit, as the screen writes it (relconsole.units).
+    match = re.search(r"gate error_rate failed 2× \(canary ([0-9.]+) % > max 1 %",
+                      rollback["reason"])
     assert match, rollback["reason"]
-    measured = float(match.group(1))
+    measured = float(match.group(1)) / 100
     assert 0.01 < measured <= 0.06
     gate = next(g for g in rollback["data"]["gates"] if g["gate"] == "error_rate")
-    assert gate["verdict"] == "fail" and gate["canary"] == pytest.approx(measured, rel=1e-3)
+    assert gate["verdict"] == "fail" and gate["canary"] == pytest.approx(measured, abs=5e-5)
     assert any(e["event"] == "rolled_back" for e in run.events)
     assert not any(at_step(100)(e) for e in run.events)
 

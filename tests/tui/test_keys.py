@@ -15,7 +15,7 @@ from textual.widgets import Input, Label
 
 from relconsole.model import Phase
 from relconsole.tui.app import ReleaseApp
-from relconsole.tui.dialogs import ConfirmDialog, ReasonDialog
+from relconsole.tui.dialogs import ChoiceDialog, ConfirmDialog, ReasonDialog
 from relconsole.tui.help import HelpScreen
 from relconsole.tui.keys import KEYS
 
@@ -52,7 +52,8 @@ async def test_a_advances_one_step(rig: Rig, size) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_a_refused_by_the_engine_is_shown(bad_rig: Rig, size) -> None:
-    """A failing gate: the engine refuses; the refusal reaches the screen, nothing moves."""
+    """A failing gate: the engine's refusal is said at once, with no dialog to confirm
+    first (its words, from `why_not`), and nothing moves."""
     await bad_rig.engine.attach()
     await bad_rig.engine.advance("start")
     await bad_rig.ticks(7)
@@ -61,12 +62,12 @@ async def test_a_refused_by_the_engine_is_shown(bad_rig: Rig, size) -> None:
     app = ReleaseApp(bad_rig.engine, start_engine=False)
     async with app.run_test(size=size) as pilot:
         await pilot.press("a")
-        await pilot.pause()
-        await pilot.press("enter")  # the bake is not over: confirm the early advance
         await settle(app, pilot)
+        assert app.screen is app.screen_stack[0]  # no early-advance dialog for it
         assert bad_rig.world.weight == 10
         assert app.notices[-1].startswith("advance refused: gate error_rate is fail")
-        assert app.snapshot.last_error == app.notices[-1]
+        assert app.notices[-1] == bad_rig.engine.why_not("advance", skip_bake=True,
+                                                         reason="any")
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -83,7 +84,7 @@ async def test_a_during_the_bake_asks_first(rig: Rig, size) -> None:
 
         await pilot.press("a")
         await pilot.pause()
-        await pilot.press("enter")
+        await pilot.press("tab", "enter")  # Cancel is focused: move to "Advance now" first
         await settle(app, pilot)
         assert rig.world.weight == 50
 
@@ -128,8 +129,13 @@ async def test_shift_p_promotes_after_confirm(rig: Rig, size) -> None:
     async with app.run_test(size=size) as pilot:
         await pilot.press("P")
         await pilot.pause()
-        assert isinstance(app.screen, ReasonDialog)
+        dialog = app.screen
+        assert isinstance(dialog, ReasonDialog)
         assert rig.world.weight == 10  # nothing before the confirmation
+        await pilot.press("enter")  # production: on to the service's name, nothing sent
+        await pilot.pause()
+        assert app.screen is dialog and rig.world.weight == 10
+        await type_text(pilot, "checkout-api")
         await pilot.press("enter")
         await settle(app, pilot)
         assert rig.world.weight == 100
@@ -304,7 +310,8 @@ async def test_palette_is_built_from_the_key_table(rig: Rig) -> None:
             if spec.palette:
                 assert offered[spec.palette] == (spec.palette_help or spec.help)
         assert titles.count("Quit") == 1  # the key table's, not Textual's as well
-        assert {"Theme", "Keys"} <= offered.keys()  # Textual's own are still there
+        assert "Keys" in offered  # Textual's own are still there, but not its Theme:
+        assert "Theme" not in offered  # it offered twenty stock themes
         flags = [f.key for f in app.snapshot.flags]
         assert f"Set rollout of flag {flags[0]}" in offered
     # The palette lives in the app: no provider module that imports the app back.
@@ -341,9 +348,13 @@ async def test_q_quits_without_touching_the_release(rig: Rig, size) -> None:
     app = ReleaseApp(rig.engine, start_engine=True)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        await pilot.press("q")
+        await pilot.press("q")  # it drives a release mid-step: it asks how to leave it
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("up", "enter")  # from Cancel up to "leave it as it is"
         await pilot.pause()
     assert app.return_code == 0
+    assert "nobody drives it" in app.exit_line
     assert rig.engine._stop.is_set()  # the poll loop was told to stop
     assert rig.world.set_weight_calls == calls
     assert rig.world.flags == flags

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+from relconsole.model import actor_text
+from relconsole.units import value
 
 
 def _local(rec: dict[str, Any]) -> datetime | None:
@@ -30,6 +34,12 @@ def _value(v: Any) -> str:
     if isinstance(v, dict | list):
         return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=str)
     return "—" if v is None else str(v)
+
+
+def _measured(v: Any, unit: Any) -> str:
+    if isinstance(unit, str) and isinstance(v, int | float) and not isinstance(v, bool):
+        return value(float(v), unit)
+    return _value(v)
 
 
 def _kv(d: dict[str, Any]) -> str:
@@ -57,8 +67,12 @@ def _change(before: Any, after: Any) -> str:
 
 
 def _gate(name: str, g: dict[str, Any]) -> str:
+    """'error_rate fail: canary 4.39 %, baseline 0.17 % (≤1 % Δ≤0.5 %)' — the values in
+    the metric's unit, as the screen shows them. A record written before the journal
+    kept the unit has its threshold in plain numbers too, so its values stay plain."""
     text = f"{name} {g.get('verdict', '')}".strip()
-    values = [f"{k} {_value(g[k])}" for k in ("canary", "baseline") if k in g]
+    unit = g.get("unit")
+    values = [f"{k} {_measured(g[k], unit)}" for k in ("canary", "baseline") if k in g]
     if values:
         text += ": " + ", ".join(values)
     if g.get("threshold"):
@@ -82,19 +96,87 @@ def _details(data: Any) -> str:
 
 
 def _who(actor: Any) -> str:
-    if not isinstance(actor, dict):
-        return _value(actor)
-    who = f"{actor.get('user', '?')}@{actor.get('host', '?')}"
-    return f"{who} (ssh from {actor['ssh_client']})" if actor.get("ssh_client") else who
+    return actor_text(actor, ssh=True) if isinstance(actor, dict) else _value(actor)
 
 
 def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def render_markdown(records: list[dict[str, Any]], title: str) -> str:
-    """The history as Markdown for a postmortem or a ticket: one table row per record."""
+def _rows(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each action as one row: its intent record with the record of its outcome.
+
+    An action is journalled twice (intent first, verified outcome after, safety rule 2);
+    as two rows the first read 'phase pending→, outcome —' and the second lacked the
+    weight, and a reader had to pair them. An intent whose outcome never came (the
+    console died in between) stays a row of its own and says so.
+    """
+    paired: set[int] = set()
+    rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    for i, rec in enumerate(records):
+        if i in paired:
+            continue
+        if rec.get("outcome") is not None:
+            rows.append((rec, None))
+            continue
+        match: int | None = None
+        for j in range(i + 1, len(records)):
+            later = records[j]
+            if later.get("intent") != rec.get("intent"):
+                continue
+            if later.get("outcome") is None:
+                break  # a new attempt of the same action: this one never got an outcome
+            match = j
+            break
+        if match is None:
+            rows.append((rec, {}))
+        else:
+            paired.add(match)
+            rows.append((rec, records[match]))
+    return rows
+
+
+def _row_cells(rec: dict[str, Any], end: dict[str, Any] | None) -> list[str]:
+    dt = _local(rec)
+    seq = _value(rec.get("seq"))
+    change = _change(rec.get("before"), rec.get("after"))
+    outcome = str(rec.get("outcome") or "—")
+    details = _details(rec.get("data"))
+    if end is not None:
+        if end:
+            seq = f"{seq}–{_value(end.get('seq'))}"
+            change = _change(rec.get("before"), end.get("after"))
+            outcome = str(end.get("outcome"))
+            more = _details(end.get("data"))
+            details = "; ".join(d for d in (details, more) if d)
+            end_dt = _local(end)
+            if dt is not None and end_dt is not None and f"{end_dt:%H:%M:%S}" != f"{dt:%H:%M:%S}":
+                outcome += f" (at {end_dt:%H:%M:%S})"
+        else:
+            outcome = "no outcome recorded (the console stopped before verifying)"
+    return [
+        seq,
+        f"{dt:%H:%M:%S}" if dt else "??:??:??",
+        _who(rec.get("actor")),
+        _value(rec.get("intent")),
+        str(rec.get("reason") or ""),
+        change,
+        outcome,
+        details,
+    ]
+
+
+def render_markdown(
+    records: list[dict[str, Any]], title: str, links: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The history as Markdown for a postmortem or a ticket: one table row per action.
+
+    `links` are (what, address) of the release's dashboards, listed under the title so
+    the reader of a ticket can open the graphs the console showed.
+    """
     out = [f"# {_cell(title)}", ""]
+    if links:
+        out += [f"- {_cell(what)} dashboard: <{address}>" for what, address in links] + [""]
     if not records:
         return "\n".join([*out, "No records yet.", ""])
     stamps = [dt for dt in map(_local, records) if dt is not None]
@@ -103,8 +185,9 @@ def render_markdown(records: list[dict[str, Any]], title: str) -> str:
         out.append(f"{len(records)} records, {span} ({_offset(stamps[0])}).")
     else:
         out.append(f"{len(records)} records.")
+    out.append("Step numbers are the ones the console shows (0 = before the first step).")
     day: str | None = None
-    for rec in records:
+    for rec, end in _rows(records):
         dt = _local(rec)
         this_day = f"{dt:%Y-%m-%d} ({_offset(dt)})" if dt else "unknown date"
         if this_day != day:
@@ -116,15 +199,5 @@ def render_markdown(records: list[dict[str, Any]], title: str) -> str:
                 "| # | time | who | action | reason | change | outcome | details |",
                 "|---|---|---|---|---|---|---|---|",
             ]
-        cells = [
-            _value(rec.get("seq")),
-            f"{dt:%H:%M:%S}" if dt else "??:??:??",
-            _who(rec.get("actor")),
-            _value(rec.get("intent")),
-            str(rec.get("reason") or ""),
-            _change(rec.get("before"), rec.get("after")),
-            str(rec.get("outcome") or "—"),
-            _details(rec.get("data")),
-        ]
-        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        out.append("| " + " | ".join(_cell(c) for c in _row_cells(rec, end)) + " |")
     return "\n".join(out) + "\n"

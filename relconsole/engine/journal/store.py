@@ -99,7 +99,10 @@ def _iso_utc(ts: float) -> str:
 
 
 def _actor_dict(actor: Actor) -> dict[str, str | None]:
-    return {"user": actor.user, "host": actor.host, "ssh_client": actor.ssh_client}
+    out = {"user": actor.user, "host": actor.host, "ssh_client": actor.ssh_client}
+    if actor.on_behalf_of:
+        out["on_behalf_of"] = actor.on_behalf_of
+    return out
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bytes]:

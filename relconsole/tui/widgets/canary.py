@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Digits
 
-from relconsole.engine.state import Snapshot
+from relconsole.engine.state import RollbackCause, Snapshot
 from relconsole.model import Mode, Phase
 from relconsole.tui import format as fmt
 from relconsole.tui.widgets.field import Field
@@ -22,22 +22,64 @@ from relconsole.tui.widgets.header import PHASE_CLASSES
 from relconsole.tui.widgets.panel import Panel
 
 
+def undone_step(snapshot: Snapshot) -> int | None:
+    """The step a finished rollback undid, while the release is rolled back."""
+    cause = snapshot.rollback_cause
+    if snapshot.phase is Phase.ROLLED_BACK and cause is not None and cause.step_index >= 0:
+        return cause.step_index
+    return None
+
+
 def timeline(snapshot: Snapshot) -> Content:
-    """'●1 ◉10 ○50 ○100': done, current, to come — with each step's weight."""
+    """'●1 ◉10 ○50 ○100': done, current, to come — with each step's weight; after a
+    rollback '●1 ✘10 ○50 ○100', the step it undid."""
     parts: list[Content] = []
+    undone = undone_step(snapshot)
+    current = undone if undone is not None else snapshot.step_index
     for index, step in enumerate(snapshot.plan.steps):
-        if index < snapshot.step_index:
+        if index < current:
             parts.append(Content.styled(f"●{step.weight}", "$text-success"))
-        elif index == snapshot.step_index:
+        elif index == current and undone is not None:
+            parts.append(Content.styled(f"✘{step.weight}", "bold $text-error"))
+        elif index == current:
             parts.append(Content.styled(f"◉{step.weight}", "bold $text-primary"))
         else:
             parts.append(Content.styled(f"○{step.weight}", "$text-muted"))
     return Content(" ").join(parts)
 
 
+def step_text(snapshot: Snapshot) -> str:
+    """'step 2/4', or after a rollback 'rolled back at step 2/4' (not 'step 0/4')."""
+    count = len(snapshot.plan.steps)
+    undone = undone_step(snapshot)
+    if undone is not None:
+        return f"rolled back at step {undone + 1}/{count}"
+    return f"step {max(snapshot.step_index + 1, 0)}/{count}"
+
+
+def cause_text(cause: RollbackCause | None) -> str:
+    """Why the release was rolled back, short enough for the banner's one line at 80
+    columns: the gates that tripped it (their values are in the Gates panel), or the
+    operator's own words in full."""
+    if cause is None:
+        return ""
+    tripped = cause.tripped
+    if not tripped:
+        return cause.reason
+    names = ", ".join(g.name for g in tripped)
+    most = max(g.consecutive_failures for g in tripped)
+    return f"gate{'s' if len(tripped) > 1 else ''} {names} failed {most}×"
+
+
 def banner(snapshot: Snapshot) -> tuple[str, str] | None:
-    """(text, level) of the loud line above the weight, or None when all is ordinary."""
+    """(text, level) of the loud line above the weight, or None when all is ordinary.
+
+    A rollback's banner keeps its cause for as long as the rollback is the news; a
+    moment later every gate reads "no data" and would no longer say why.
+    """
     phase = snapshot.phase
+    cause = snapshot.rollback_cause
+    why = cause_text(cause) or snapshot.rollback_reason
     if phase is Phase.ROLLBACK_FAILED:
         wait = ""
         if snapshot.rollback_next_at is not None:
@@ -47,8 +89,13 @@ def banner(snapshot: Snapshot) -> tuple[str, str] | None:
             "error",
         )
     if phase is Phase.ROLLING_BACK:
+        if why:
+            return f"ROLLING BACK — {why}", "error"
         return "ROLLING BACK — sending all traffic to stable", "error"
     if phase is Phase.ROLLED_BACK:
+        if why:
+            origin = f" from {cause.weight}%" if cause is not None and cause.weight else ""
+            return f"ROLLED BACK{origin} — {why}", "warning"
         return f"ROLLED BACK — canary at {snapshot.weight}%, stable serves the rest", "warning"
     if phase is Phase.PROMOTED:
         return f"PROMOTED — {snapshot.plan.version} serves {snapshot.weight}%", "success"
@@ -76,7 +123,9 @@ def next_move(snapshot: Snapshot) -> str:
         cause = snapshot.rollback_error
         retry = " · r retries now" if driving else ""
         return f"cause: {cause}{retry}" if cause else f"rollback not verified{retry}"
-    if phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.PROMOTED):
+    if phase is Phase.ROLLED_BACK:
+        return "stable serves all traffic (verified)"
+    if phase in (Phase.ROLLING_BACK, Phase.PROMOTED):
         return ""
     auto = snapshot.plan.auto_advance
     remaining = snapshot.bake_remaining
@@ -92,6 +141,19 @@ def next_move(snapshot: Snapshot) -> str:
             return f"ready — press a to advance to {following}%"
         return f"ready for {following}% — waiting for {snapshot.driver}"
     return "bake done — waiting for every gate to pass"
+
+
+def health_text(snapshot: Snapshot) -> str:
+    """The servers' health, or how old the weight is while the traffic provider is dark.
+
+    Server health from a provider that cannot be reached is not news: 'canary 1/1 up'
+    beside a dead HAProxy would say the opposite of the truth.
+    """
+    at = snapshot.old("traffic")
+    if at is not None:
+        return f"as read {fmt.clock(at)}, {fmt.age(snapshot.now - at)} ago · health unknown"
+    traffic = snapshot.traffic
+    return (traffic.health_line() if traffic else "") or "server health not reported"
 
 
 class CanaryPanel(Panel):
@@ -115,6 +177,7 @@ class CanaryPanel(Panel):
             &.-paused { color: $text-warning; }
             &.-promoted { color: $text-success; }
             &.-pending, &.-rolled-back { color: $text-muted; }
+            &.-old { color: $text-muted; text-style: dim; }
         }
         #side { width: 1fr; height: auto; }
         #side > Field { width: 1fr; height: auto; }
@@ -122,6 +185,7 @@ class CanaryPanel(Panel):
         #next.-error { color: $text-error; text-style: bold; }
         #next.-ready { color: $text-success; text-style: bold; }
         #health.-down { color: $text-error; text-style: bold; }
+        #health.-old { color: $text-warning; }
     }
     """
 
@@ -140,8 +204,10 @@ class CanaryPanel(Panel):
             snapshot.phase,
             snapshot.weight,
             snapshot.step_index,
+            undone_step(snapshot),
             next_move(snapshot),
             snapshot.traffic,
+            health_text(snapshot),
         )
 
     def draw(self, snapshot: Snapshot) -> None:
@@ -157,19 +223,20 @@ class CanaryPanel(Panel):
         for phase, css_class in PHASE_CLASSES.items():
             weight.set_class(snapshot.phase is phase, css_class)
 
-        steps = snapshot.plan.steps
         self.query_one("#step", Field).set(
-            Content.assemble(
-                f"step {max(snapshot.step_index + 1, 0)}/{len(steps)}  ", timeline(snapshot)
-            )
+            Content.assemble(f"{step_text(snapshot)}  ", timeline(snapshot))
         )
 
+        old = snapshot.old("traffic")
+        weight.set_class(old is not None, "-old")
         health = self.query_one("#health", Field)
         traffic = snapshot.traffic
-        health.set((traffic.health_line() if traffic else "") or "server health not reported")
+        health.set(health_text(snapshot))
         health.set_class(
-            traffic is not None and any(not s.up for s in traffic.servers), "-down"
+            old is None and traffic is not None and any(not s.up for s in traffic.servers),
+            "-down",
         )
+        health.set_class(old is not None, "-old")
 
         move = next_move(snapshot)
         nxt = self.query_one("#next", Field)

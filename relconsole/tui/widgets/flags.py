@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from relconsole.engine.state import Snapshot
-from relconsole.flags_audit import Finding, marker
+from relconsole.flags_audit import MARKERS, Finding, marker
 from relconsole.model import Flag, FlagKind
 from relconsole.tui import format as fmt
 from relconsole.tui.widgets.field import Field
@@ -63,6 +63,30 @@ def state_style(flag: Flag) -> str:
     return "killed-mine" if flag.in_release else "killed"
 
 
+# What the feature behind a flag of each kind does when relconsole kills the flag (serves
+# its "off" to everyone) — for a kill switch "kill" reads both ways, so say it.
+KILL_EFFECT = {
+    FlagKind.RELEASE: "the feature it releases is switched off",
+    FlagKind.EXPERIMENT: "the experiment stops; everyone gets the control (off) variant",
+    FlagKind.OPERATIONAL: "what it switches on stops",
+    FlagKind.KILL_SWITCH: "this is a kill switch: the feature it guards is switched OFF",
+    FlagKind.PERMISSION: "nobody has the permission it grants",
+}
+RESTORE_EFFECT = {
+    FlagKind.RELEASE: "the feature it releases is back",
+    FlagKind.EXPERIMENT: "the experiment runs again",
+    FlagKind.OPERATIONAL: "what it switches on starts again",
+    FlagKind.KILL_SWITCH: "this is a kill switch: the feature it guards is switched back ON",
+    FlagKind.PERMISSION: "the permission it grants is back",
+}
+
+
+def effect(flag: Flag | FlagKind, *, kill: bool) -> str:
+    """What a kill (or restore) of this flag does to the feature behind it."""
+    kind = flag.kind if isinstance(flag, Flag) else flag
+    return (KILL_EFFECT if kill else RESTORE_EFFECT)[kind]
+
+
 def describe(flag: Flag, findings: tuple[Finding, ...] = (), now: float | None = None) -> Content:
     """The selected flag in one line (or three): everything the table may have cut."""
     parts = [flag.key]
@@ -75,7 +99,10 @@ def describe(flag: Flag, findings: tuple[Finding, ...] = (), now: float | None =
         parts.append(f"{fmt.age(flag.age(now))} old")
     text = Content(" · ".join(parts))
     if findings:  # before the description: if three lines are not enough, that is cut
-        audit = "audit: " + "; ".join(finding.message for finding in findings)
+        # Each finding with its letter, so the marker in the table reads the same way.
+        audit = "audit: " + "; ".join(
+            f"{MARKERS[finding.check]} {finding.message}" for finding in findings
+        )
         text = Content.assemble(text, " · ", (audit, "$text-warning"))
     if flag.description:
         text = Content.assemble(text, " · ", flag.description)

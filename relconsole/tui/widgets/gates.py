@@ -1,7 +1,9 @@
 """The health gates: one row each with its verdict, values, threshold and counters.
 
 The verdict comes right after the gate's name so it stays visible in 80 columns; the
-reason of every gate that does not pass is spelled out on a line under the table.
+reason of every gate that does not pass is spelled out on a line under the table. While
+a release is being or has been rolled back, the verdicts shown are the ones that stood
+when the rollback began (see `at_rollback`).
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.content import Content
+from textual.css.scalar import Scalar
+from textual.markup import escape
 
-from relconsole.engine.state import Snapshot
+from relconsole.engine.state import RollbackCause, Snapshot
 from relconsole.model import GateStatus, Phase, Verdict
+from relconsole.placeholders import release_dashboard
 from relconsole.tui import format as fmt
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.metrics import metric_unit
@@ -36,9 +42,39 @@ VERDICT_LABEL = {
 }
 
 
+ROLLBACK_PHASES = (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ROLLBACK_FAILED)
+# Shown once the release is rolled back: the way forward (`?` and the README say more).
+# One line at 80 columns: at 80x24 every line here is one fewer for the journal.
+# One line at 80 columns: wrapped to two it took the journal's last row at 80×24.
+AGAIN_HINT = "Try again: bump release.version, or run --again --reason TEXT (? tells)"
+
+
+def _quoted(url: str) -> str:
+    """A link target for Textual markup, quoted so `=`, `&` and `]` stay in the link."""
+    return f"'{url}'" if "'" not in url else f'"{url}"'
+
+
 def idle(snapshot: Snapshot) -> bool:
     """No canary traffic (not started, or rolled back): missing canary data is expected."""
     return snapshot.weight == 0 and snapshot.phase in (Phase.PENDING, Phase.ROLLED_BACK)
+
+
+def at_rollback(snapshot: Snapshot) -> RollbackCause | None:
+    """The rollback whose verdicts this panel shows instead of the live ones, if any.
+
+    While a release is being or has been rolled back the news is why: a poll after the
+    rollback began every gate reads "no data" (the canary takes no traffic), so the
+    panel keeps the verdicts as they stood when it began.
+    """
+    cause = snapshot.rollback_cause
+    if cause is None or not cause.gates or snapshot.phase not in ROLLBACK_PHASES:
+        return None
+    return cause
+
+
+def shown_gates(snapshot: Snapshot) -> tuple[GateStatus, ...]:
+    cause = at_rollback(snapshot)
+    return cause.gates if cause is not None else snapshot.gates
 
 
 def summary(snapshot: Snapshot) -> Content:
@@ -46,6 +82,18 @@ def summary(snapshot: Snapshot) -> Content:
     gates = snapshot.gates
     if not gates:
         return Content("Gates — none configured")
+    cause = at_rollback(snapshot)
+    if cause is not None:
+        when = fmt.clock(cause.at)
+        tripped = cause.tripped
+        if tripped:
+            names = ", ".join(g.name for g in tripped)
+            return Content.assemble(
+                "Gates — ", (f"✘ {names} tripped the rollback", "bold $text-error"),
+                f" at {when}",
+            )
+        return Content.assemble("Gates — ", (f"as they stood at the rollback, {when}",
+                                            "$text-muted"))
     failing = [g for g in gates if g.verdict is Verdict.FAIL]
     unknown = [g for g in gates if g.verdict is Verdict.INCONCLUSIVE]
     if failing:
@@ -60,40 +108,29 @@ def summary(snapshot: Snapshot) -> Content:
     return Content.assemble("Gates — ", (f"✔ all {len(gates)} pass", "bold $text-success"))
 
 
-def failure_text(gate: GateStatus, unit: str) -> str:
-    """Why a gate fails, in the metric's unit ('canary 4.38 % > max 1 %').
+def fails_cell(gate: GateStatus) -> str:
+    """'1/2'; a counter stops at its limit ('2/2'): past it, the count is in the reason."""
+    limit = gate.spec.failure_limit
+    return f"{min(gate.consecutive_failures, limit)}/{limit}"
 
-    The engine's reason carries raw numbers (0.04383); next to a table in percent that
-    invites misreading. Falls back to the engine's words if the values do not explain it.
+
+def reason_line(gate: GateStatus) -> str:
+    """Why a gate does not pass, in the metric's unit, with how far it is from its limit.
+
+    The reason is the engine's own (`engine/gates.py` writes it in the metric's unit),
+    so the screen says what the journal and the headless log say. A counter past its
+    limit is said as a count, never as '30/5'.
     """
-    spec, canary, baseline = gate.spec, gate.canary, gate.baseline
-    if canary is None:
-        return gate.reason
-    parts: list[str] = []
-    if spec.max is not None and canary > spec.max:
-        parts.append(f"canary {fmt.metric(canary, unit)} > max {fmt.compact(spec.max, unit)}")
-    if spec.min is not None and canary < spec.min:
-        parts.append(f"canary {fmt.metric(canary, unit)} < min {fmt.compact(spec.min, unit)}")
-    increase = spec.max_increase
-    if baseline is not None and increase is not None and canary - baseline > increase:
-        parts.append(
-            f"{fmt.delta(canary - baseline, unit)} over baseline > {fmt.compact(increase, unit)}"
-        )
-    if baseline and spec.max_ratio is not None and canary / baseline > spec.max_ratio:
-        parts.append(f"×{canary / baseline:.2f} of baseline > ×{spec.max_ratio:g}")
-    return "; ".join(parts) or gate.reason
-
-
-def reason_line(gate: GateStatus, unit: str) -> str:
     if gate.verdict is Verdict.INCONCLUSIVE:
-        return (
-            f"{gate.name}: {gate.reason} ({gate.consecutive_inconclusive}/"
-            f"{gate.spec.inconclusive_limit} polls without data)"
-        )
-    return (
-        f"{gate.name}: {failure_text(gate, unit)} ({gate.consecutive_failures}/"
-        f"{gate.spec.failure_limit} fails)"
-    )
+        n, limit = gate.consecutive_inconclusive, gate.spec.inconclusive_limit
+        counted = f"{n}/{limit} polls without data" if n < limit else f"no data for {n} polls"
+    else:
+        n, limit = gate.consecutive_failures, gate.spec.failure_limit
+        # At its limit the fails column says so in red; the line keeps its room for the
+        # values (one line of 76 cells at 80 columns).
+        counted = f"{n}/{limit} fails" if n < limit else (
+            f"failing for {n} polls" if n > limit else "")
+    return f"{gate.name}: {gate.reason}" + (f" ({counted})" if counted else "")
 
 
 class GatesTable(FittedTable):
@@ -103,6 +140,7 @@ class GatesTable(FittedTable):
         "gates--pass",
         "gates--fail",
         "gates--inconclusive",
+        "gates--old",
     }
 
     DEFAULT_CSS = """
@@ -111,6 +149,7 @@ class GatesTable(FittedTable):
         & > .gates--pass { color: $text-success; text-style: bold; }
         & > .gates--fail { color: $text-error; text-style: bold reverse; }
         & > .gates--inconclusive { color: $text-warning; text-style: bold; }
+        & > .gates--old { color: $text-muted; text-style: dim; }
     }
     """
 
@@ -121,9 +160,15 @@ class GatesPanel(Panel):
     DEFAULT_CSS = """
     GatesPanel {
         padding: 0;
-        .reason { width: 1fr; height: 1; padding: 0 1; text-overflow: ellipsis; }
+        /* A reason wraps rather than lose its limits at the border: at 60 columns the
+           table has no room for the threshold column, and this line is all there is.
+           Its height is set from its text (`_fit_reasons`): a grid row sized `auto`
+           measures an auto-height label at another width and leaves blank rows. */
+        .reason { width: 100%; height: 1; padding: 0 1; }
         .reason.-fail { color: $text-error; }
         .reason.-inconclusive { color: $text-warning; }
+        .hint { width: 100%; height: 1; padding: 0 1; color: $text-warning; display: none; }
+        .hint.-shown { display: block; }
     }
     """
 
@@ -131,23 +176,42 @@ class GatesPanel(Panel):
         table = GatesTable(COLUMNS, cursor_type="none", show_cursor=False)
         table.can_focus = False
         yield table
+        yield Field(AGAIN_HINT, classes="hint")
+
+    def subtitle(self, snapshot: Snapshot) -> str:
+        # The release's dashboard sits with the gates, where "why is this red?" is asked;
+        # the address in full where it fits (a terminal without OSC 8 links can copy it).
+        url = release_dashboard(snapshot.plan)
+        text = "g details"
+        if not url:
+            return text
+        room = self.size.width - 4 - len(text + " · dashboard ")
+        shown = escape(url) if len(url) <= room else "dashboard ↗"
+        label = f"dashboard {shown}" if len(url) <= room else shown
+        return f"{text} · [link={_quoted(url)}]{label}[/link]"
 
     def snapshot_key(self, snapshot: Snapshot) -> Any:
-        return snapshot.gates, idle(snapshot)
+        return (snapshot.gates, idle(snapshot), at_rollback(snapshot),
+                snapshot.old("metrics") is not None, snapshot.phase)
 
     def draw(self, snapshot: Snapshot) -> None:
         self.border_title = summary(snapshot)
         table = self.query_one(GatesTable)
-        table.sync({gate.name: self._cells(snapshot, table, gate) for gate in snapshot.gates})
+        gates = shown_gates(snapshot)
+        # Values read before the metrics provider went dark are old: dimmed, not live.
+        old = at_rollback(snapshot) is None and snapshot.old("metrics") is not None
+        table.sync({gate.name: self._cells(snapshot, table, gate, old) for gate in gates})
         # Without canary traffic "no data" is expected; only failures need explaining.
         explain = [
-            g for g in snapshot.gates
+            g for g in gates
             if g.verdict is Verdict.FAIL
-            or (g.verdict is Verdict.INCONCLUSIVE and not idle(snapshot))
+            or (g.verdict is Verdict.INCONCLUSIVE and not idle(snapshot)
+                and at_rollback(snapshot) is None)
         ]
-        self._draw_reasons(snapshot, explain)
+        self._draw_reasons(explain)
+        self.query_one(".hint", Field).set_class(snapshot.phase is Phase.ROLLED_BACK, "-shown")
 
-    def _draw_reasons(self, snapshot: Snapshot, gates: list[GateStatus]) -> None:
+    def _draw_reasons(self, gates: list[GateStatus]) -> None:
         lines = list(self.query(".reason").results(Field))
         for extra in lines[len(gates):]:
             extra.remove()
@@ -157,22 +221,40 @@ class GatesPanel(Panel):
             else:
                 line = Field(classes="reason")
                 self.mount(line)
-            line.set(reason_line(gate, metric_unit(snapshot, gate.spec.metric, "")))
+            line.set(reason_line(gate))
             line.set_class(gate.verdict is Verdict.FAIL, "-fail")
             line.set_class(gate.verdict is Verdict.INCONCLUSIVE, "-inconclusive")
+        self._fit_reasons()
 
-    def _cells(self, snapshot: Snapshot, table: GatesTable, gate: GateStatus) -> dict[str, Any]:
-        unit = metric_unit(snapshot, gate.spec.metric, "")
+    def on_resize(self, _event: events.Resize) -> None:
+        self._fit_reasons()
+        if self._snapshot is not None:
+            self.show(self._snapshot)  # the dashboard's address, in full where it now fits
+
+    def _fit_reasons(self) -> None:
+        width = self.content_region.width - 2  # the reason's own padding
+        if width <= 0:
+            return
+        for line in self.query(".reason, .hint").results(Field):
+            rows = len(Text(line.text).wrap(self.app.console, width))
+            if line.styles.height != Scalar.from_number(max(1, rows)):
+                line.styles.height = max(1, rows)
+
+    def _cells(
+        self, snapshot: Snapshot, table: GatesTable, gate: GateStatus, old: bool
+    ) -> dict[str, Any]:
+        unit = gate.unit or metric_unit(snapshot, gate.spec.metric)
         style = table.get_component_rich_style(f"gates--{gate.verdict.value}", partial=True)
-        spec = gate.spec
-        fails = Text(f"{gate.consecutive_failures}/{spec.failure_limit}")
+        value_style = table.get_component_rich_style("gates--old", partial=True) if old else ""
+        fails = Text(fails_cell(gate))
         if gate.consecutive_failures:
             fails.stylize(table.get_component_rich_style("gates--fail", partial=True))
         return {
             "gate": Text(gate.name),
             "verdict": Text(VERDICT_LABEL[gate.verdict], style=style),
-            "canary": Text(fmt.metric(gate.canary, unit), justify="right"),
-            "baseline": Text(fmt.metric(gate.baseline, unit), justify="right"),
-            "threshold": Text(fmt.threshold(spec, unit)),
+            "canary": Text(fmt.metric(gate.canary, unit), style=value_style, justify="right"),
+            "baseline": Text(fmt.metric(gate.baseline, unit), style=value_style,
+                             justify="right"),
+            "threshold": Text(fmt.threshold(gate.spec, unit)),
             "fails": fails,
         }

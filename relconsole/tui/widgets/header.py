@@ -1,12 +1,22 @@
-"""The two header lines: what is being released, who drives, the phase and the clock."""
+"""The two header lines: what is being released, who drives, the phase and the clock.
+
+Service, environment and phase are never cut: the title gives up the strategy, then the
+version, before the service name is shortened, and the driver's footnote takes only the
+room the title leaves. A demo says it is a simulation, and how fast its clock runs; the
+clock names its time zone.
+"""
 
 from __future__ import annotations
 
+import time
+
+from rich.cells import cell_len
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
 from relconsole.engine.state import Snapshot
-from relconsole.model import Mode, Phase
+from relconsole.model import Mode, Phase, ReleasePlan
 from relconsole.tui import format as fmt
 from relconsole.tui.widgets.field import Field
 
@@ -22,6 +32,72 @@ PHASE_CLASSES = {
 
 
 ROLLBACK_PHASES = (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED)
+PADDING = 2  # cells of padding (0 1) around every header field
+
+
+def zone(at: float) -> str:
+    """The local time zone's name at `at` ('UTC', 'CET'), or its offset ('+0530')
+    where the zone has no abbreviation."""
+    local = time.localtime(at)
+    name = time.strftime("%Z", local)
+    return name if name and " " not in name else time.strftime("%z", local)
+
+
+def clock_with_zone(at: float) -> str:
+    """'12:03:10 UTC': every time on screen is in this zone, so the header says which."""
+    return f"{fmt.clock(at)} {zone(at)}"
+
+
+def simulation_label(speed: float, *, short: bool = False) -> str:
+    """'SIMULATION ×5' ('SIM ×5' where room is short) — the demo's clock runs `speed`
+    times faster than real time."""
+    return f"{'SIM' if short else 'SIMULATION'} ×{speed:g}"
+
+
+def fits_whole(plan: ReleasePlan, width: int) -> bool:
+    """Whether service and environment fit in `width` cells without cutting either."""
+    return cell_len(f"{plan.service} · {plan.environment}") <= width
+
+
+def fit_title(plan: ReleasePlan, width: int) -> str:
+    """The fullest title that fits in `width` cells: the strategy goes first, then the
+    version; service and environment stay, the service cut with an ellipsis only when
+    nothing else is left to give."""
+    service, env = plan.service, plan.environment
+    for text in (
+        f"{service} {plan.version} · {env} · {plan.strategy}",
+        f"{service} {plan.version} · {env}",
+        f"{service} · {env}",
+    ):
+        if cell_len(text) <= width:
+            return text
+    room = width - cell_len(f"… · {env}")
+    if room >= 4:
+        return f"{service[:room]}… · {env}"
+    return f"{service} · {env}"  # too narrow for anything: let the screen clip it
+
+
+class Choices(Field):
+    """A field showing the fullest of its texts that fits its width, so a narrow header
+    drops words ("step 2/4 · ") rather than cutting the number at the end."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._choices: tuple[str, ...] = ()
+
+    def choose(self, *texts: str) -> None:
+        self._choices = texts
+        self._fit()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self._choices:
+            return
+        width = self.content_region.width
+        fitting = [t for t in self._choices if cell_len(t) <= width] if width else []
+        self.set(fitting[0] if fitting else self._choices[-1])
 
 
 class ReleaseHeader(Vertical):
@@ -34,9 +110,11 @@ class ReleaseHeader(Vertical):
         color: $foreground;
         & > Horizontal { height: 1; }
         Label { height: 1; }
-        #title { width: 1fr; text-style: bold; padding: 0 1; text-overflow: ellipsis; }
-        #driver { width: auto; max-width: 60%; padding: 0 1; color: $text-muted;
+        #title { width: auto; text-style: bold; padding: 0 1; text-wrap: nowrap; }
+        #driver { width: 1fr; padding: 0 1; color: $text-muted; text-wrap: nowrap;
                   text-overflow: ellipsis; }
+        #sim { width: auto; padding: 0 1; text-style: bold reverse; display: none; }
+        #sim.-shown { display: block; }
         #mode { width: auto; padding: 0 1; text-style: bold; background: $primary;
                 color: $background; }
         #phase { width: auto; padding: 0 1; text-style: bold; background: $secondary;
@@ -59,9 +137,16 @@ class ReleaseHeader(Vertical):
     }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self, *, id: str | None = None, simulation: float | None = None, take_key: str = ""
+    ) -> None:
+        """`simulation` is the demo's speed: the header then says the release is simulated.
+        `take_key` takes a free lease (offered when nobody drives; "" when it cannot)."""
         super().__init__(id=id)
+        self.simulation = simulation
+        self.take_key = take_key
         self._phase: Phase | None = None
+        self._plan: ReleasePlan | None = None
         self._stalled_since: float | None = None
         self._stopped = False
 
@@ -69,19 +154,38 @@ class ReleaseHeader(Vertical):
         with Horizontal():
             yield Field(id="title")
             yield Field(id="driver")
+            sim = Field(simulation_label(self.simulation) if self.simulation else "", id="sim")
+            sim.set_class(self.simulation is not None, "-shown")
+            yield sim
             yield Field(id="mode")
         with Horizontal():
             yield Field(id="phase")
-            yield Field(id="status")
+            yield Choices(id="status")
             yield Field(id="busy")
             yield Field(id="stall")
             yield Field(id="clock")
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        if self._plan is None or not self.size.width:
+            return
+        mode = cell_len(self.query_one("#mode", Field).text) + PADDING
+        sim = self.query_one("#sim", Field)
+        # The title's own padding, and the driver's, which stays even with no text.
+        room = self.size.width - mode - 2 * PADDING
+        if self.simulation is not None:
+            # The marker stays, shortened before the service name would be.
+            label = simulation_label(self.simulation)
+            if not fits_whole(self._plan, room - cell_len(label) - PADDING):
+                label = simulation_label(self.simulation, short=True)
+            sim.set(label)
+            room -= cell_len(label) + PADDING
+        self.query_one("#title", Field).set(fit_title(self._plan, room))
+
     def show(self, snapshot: Snapshot) -> None:
         plan = snapshot.plan
-        self.query_one("#title", Field).set(
-            f"{plan.service} {plan.version} · {plan.environment} · {plan.strategy}"
-        )
         watching = snapshot.mode is Mode.WATCH
         self.set_class(watching, "-watch")
         since = f" since {fmt.clock(snapshot.driver_since)}" if snapshot.driver_since else ""
@@ -90,6 +194,8 @@ class ReleaseHeader(Vertical):
         driver.set("" if watching else f"driving: {snapshot.driver}{since}")
         driver.display = not watching
         self.query_one("#mode", Field).set("WATCH-ONLY" if watching else "DRIVE")
+        self._plan = plan
+        self._fit_title()
 
         phase = self.query_one("#phase", Field)
         if snapshot.phase is not self._phase:
@@ -99,22 +205,26 @@ class ReleaseHeader(Vertical):
             self._phase = snapshot.phase
         phase.set(snapshot.phase.label)
 
-        status = self.query_one("#status", Field)
+        status = self.query_one("#status", Choices)
         # A failing rollback has the canary panel's banner; elsewhere the last refused or
         # failed action stays here until an action succeeds.
         error = snapshot.last_error if snapshot.phase not in ROLLBACK_PHASES else ""
         if error:
-            status.set(error)
+            status.choose(error)
+        elif watching and snapshot.driver == "nobody" and self.take_key:
+            # Unguarded: nothing rolls it back. Say so, and how to become its driver.
+            key = self.take_key
+            status.choose(f"nobody drives — {key} take it", f"nobody drives — {key}",
+                          "nobody drives")
         elif watching:
-            status.set(f"{snapshot.driver} drives{since}")
+            status.choose(f"{snapshot.driver} drives{since}", f"{snapshot.driver} drives")
         else:
-            status.set(
-                f"step {max(snapshot.step_index + 1, 0)}/{len(plan.steps)} · "
-                f"canary {snapshot.weight}%"
-            )
+            weight = f"canary {snapshot.weight}%"
+            step = f"step {max(snapshot.step_index + 1, 0)}/{len(plan.steps)}"
+            status.choose(f"{step} · {weight}", weight)
         status.set_class(bool(error), "-error")
         status.set_class(watching and not error, "-watch")
-        self.query_one("#clock", Field).set(fmt.clock(snapshot.now))
+        self.query_one("#clock", Field).set(clock_with_zone(snapshot.now))
 
     def show_stall(self, last_update: float | None, *, stopped: bool = False) -> None:
         """Warn when the engine has not sent a snapshot for a while: the screen is old."""

@@ -11,8 +11,9 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
+from relconsole import units
 from relconsole.engine.state import Series, Snapshot
-from relconsole.model import GateSpec, GateStatus, MetricSpec, Verdict
+from relconsole.model import GateSpec, GateStatus, Verdict
 from relconsole.tui import format as fmt
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.panel import Panel
@@ -25,9 +26,18 @@ VERDICT_CLASSES = {
 }
 
 
-def metric_unit(snapshot: Snapshot, name: str, default: str) -> str:
-    spec: MetricSpec | None = next((m for m in snapshot.plan.metrics if m.name == name), None)
-    return spec.unit if spec is not None and spec.unit else default
+def metric_unit(snapshot: Snapshot, name: str) -> str:
+    """The unit a metric is written in, the same way on every surface (`units.unit_of`)."""
+    return units.unit_of(snapshot.plan.metrics, name)
+
+
+def as_of(snapshot: Snapshot) -> str | None:
+    """'as of 12:03:10, 2m ago' while the metrics provider is dark (the values on screen
+    are that old), else None. The age is coarse so the panel seldom redraws for it."""
+    at = snapshot.old("metrics")
+    if at is None:
+        return None
+    return f"as of {fmt.clock(at)}, {fmt.age(snapshot.now - at)} ago"
 
 
 def gate_for(snapshot: Snapshot, metric: str) -> GateStatus | None:
@@ -57,7 +67,9 @@ class MetricPanel(Panel):
         .value { width: 8; text-align: right; margin-right: 1; text-style: bold; }
         .value.-fail { color: $text-error; }
         .value.-inconclusive { color: $text-warning; }
+        .value.-old, .cell.-old { color: $text-muted; text-style: dim; }
         .note { width: 1fr; color: $text-muted; text-overflow: ellipsis; }
+        .note.-old { color: $text-warning; }
     }
     """
 
@@ -87,24 +99,29 @@ class ErrorRatePanel(MetricPanel):
             snapshot.series.get(self.METRIC),
             spec_for(snapshot, self.METRIC),
             gate.verdict if gate else None,
+            as_of(snapshot),
         )
 
     def subtitle(self, snapshot: Snapshot) -> str:
         spec = spec_for(snapshot, self.METRIC)
-        unit = metric_unit(snapshot, self.METRIC, "ratio")
+        unit = metric_unit(snapshot, self.METRIC)
         return f"gate {fmt.threshold(spec, unit)}" if spec else "no gate"
 
     def draw(self, snapshot: Snapshot) -> None:
-        unit = metric_unit(snapshot, self.METRIC, "ratio")
+        unit = metric_unit(snapshot, self.METRIC)
         canary, baseline = latest(snapshot, self.METRIC)
         series = snapshot.series.get(self.METRIC, Series())
         spec = spec_for(snapshot, self.METRIC)
         gate = gate_for(snapshot, self.METRIC)
+        old = as_of(snapshot)
 
         value = self.query_one("#canary-value", Field)
         value.set(fmt.metric(canary, unit))
         set_verdict_class(value, gate)
-        self.query_one("#baseline-value", Field).set(fmt.metric(baseline, unit))
+        value.set_class(old is not None, "-old")
+        base = self.query_one("#baseline-value", Field)
+        base.set(fmt.metric(baseline, unit))
+        base.set_class(old is not None, "-old")
 
         limit = spec.max if spec is not None else None
         top = scale_top(series.canary, series.baseline, floor=limit or 0.0)
@@ -112,10 +129,14 @@ class ErrorRatePanel(MetricPanel):
         self.query_one("#baseline-spark", Spark).set_data(series.baseline, top, alert=limit)
 
         parts = []
+        if old is not None:
+            parts.append(old)
         if fmt.finite(canary) and fmt.finite(baseline):
             parts.append(f"Δ {fmt.delta(canary - baseline, unit)}")
         parts.append(f"chart 0–{fmt.compact(top, unit)}" if top else "no data yet")
-        self.query_one("#gate", Field).set(" · ".join(parts))
+        note = self.query_one("#gate", Field)
+        note.set(" · ".join(parts))
+        note.set_class(old is not None, "-old")
 
 
 LATENCY = (("p50", "latency_p50"), ("p95", "latency_p95"), ("p99", "latency_p99"))
@@ -136,6 +157,7 @@ class LatencyPanel(MetricPanel):
         .head { color: $text-muted; }
         .label { width: 3; color: $text-muted; }
         #chart-label { width: auto; margin-right: 1; color: $text-muted; }
+        #chart-label.-old { color: $text-warning; }
     }
     """
 
@@ -161,28 +183,34 @@ class LatencyPanel(MetricPanel):
             tuple(latest(snapshot, metric) for _, metric in LATENCY),
             snapshot.series.get(self.CHART),
             tuple(gate_for(snapshot, metric) for _, metric in LATENCY),
+            as_of(snapshot),
         )
 
     def subtitle(self, snapshot: Snapshot) -> str:
         gates = [
-            f"{label} {fmt.threshold(spec, metric_unit(snapshot, metric, 'seconds'))}"
+            f"{label} {fmt.threshold(spec, metric_unit(snapshot, metric))}"
             for label, metric in LATENCY
             if (spec := spec_for(snapshot, metric)) is not None
         ]
         return "gate " + ", ".join(gates) if gates else "no gate"
 
     def draw(self, snapshot: Snapshot) -> None:
+        old = as_of(snapshot)
         for label, metric in LATENCY:
-            unit = metric_unit(snapshot, metric, "seconds")
+            unit = metric_unit(snapshot, metric)
             canary, baseline = latest(snapshot, metric)
             gate = gate_for(snapshot, metric)
             cell = self.query_one(f"#{label}-canary", Field)
             cell.set(fmt.metric(canary, unit))
             set_verdict_class(cell, gate)
-            self.query_one(f"#{label}-baseline", Field).set(fmt.metric(baseline, unit))
+            cell.set_class(old is not None, "-old")
+            base = self.query_one(f"#{label}-baseline", Field)
+            base.set(fmt.metric(baseline, unit))
+            base.set_class(old is not None, "-old")
             ratio = self.query_one(f"#{label}-ratio", Field)
             ratio.set(fmt.ratio(canary, baseline))
             set_verdict_class(ratio, gate)
+            ratio.set_class(old is not None, "-old")
 
         series = snapshot.series.get(self.CHART, Series())
         spec = spec_for(snapshot, self.CHART)
@@ -194,7 +222,11 @@ class LatencyPanel(MetricPanel):
             if fmt.finite(baseline) and baseline:
                 alert = baseline * spec.max_ratio
         top = scale_top(series.canary, series.baseline, floor=alert or 0.0)
-        unit = metric_unit(snapshot, self.CHART, "seconds")
+        unit = metric_unit(snapshot, self.CHART)
         label = f"p99 0–{fmt.compact(top, unit)}" if top else "p99"
-        self.query_one("#chart-label", Field).set(label)
+        if old is not None:
+            label = f"{label} · {old}"
+        chart_label = self.query_one("#chart-label", Field)
+        chart_label.set(label)
+        chart_label.set_class(old is not None, "-old")
         self.query_one("#chart", Spark).set_data(series.canary, top, alert=alert)
