@@ -68,7 +68,10 @@ DIALOG_CSS = """
 
 
 def _input(placeholder: str, id: str) -> Input:
-    field = Input(placeholder=placeholder, id=id)
+    # select_on_focus off: the selection is made when the Focus event is handled, which in
+    # a burst comes after the keys typed into the field (`Dialog.take` applies them at
+    # once), so the next key replaced them: "checkout-api" after Enter became "t-api".
+    field = Input(placeholder=placeholder, id=id, select_on_focus=False)
     field.cursor_blink = False  # steady cursor: less traffic over SSH, stable tests
     return field
 

@@ -175,6 +175,33 @@ async def test_promote_in_production_needs_the_service_name_typed_out(rig: Rig) 
         assert rig.world.weight == 100 and rig.engine.phase is Phase.PROMOTED
 
 
+async def test_a_name_typed_right_after_enter_moves_to_its_field_is_kept_whole(
+    rig: Rig,
+) -> None:
+    """Enter in the reason field, then the name, in one burst (a tmux run on a loaded
+    machine): the name field selected its text when its Focus event came — after the
+    first keys — so the next key replaced them and "checkout-api" became "t-api"."""
+    await healthy_mid_release(rig)
+    app = ReleaseApp(rig.engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("P")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ReasonDialog)
+        # Enter and the first letters before the app runs again, so before the name
+        # field's Focus event is handled (what a loaded machine did with the burst) …
+        for key in ["enter", *keys_of("checkou")]:
+            assert dialog.take(events.Key(key, key if len(key) == 1 else None))
+        await pilot.pause()
+        # … and the rest after it.
+        burst(app, *keys_of("t-api"))
+        await drained(app, pilot)
+        assert dialog.query_one("#typed", Input).value == "checkout-api"
+        burst(app, "enter")
+        await drained(app, pilot)
+        assert rig.world.weight == 100 and rig.engine.phase is Phase.PROMOTED
+
+
 async def test_promote_outside_production_needs_only_a_confirmation(staging_rig: Rig) -> None:
     await healthy_mid_release(staging_rig)
     app = ReleaseApp(staging_rig.engine, start_engine=False)
