@@ -24,6 +24,7 @@ from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker
@@ -382,11 +383,22 @@ class ReleaseApp(App[None]):
             self._draw(snapshot)
 
     def _draw(self, snapshot: Snapshot) -> None:
+        try:
+            self._draw_now(snapshot)
+        except NoMatches:
+            # The app is exiting and its widgets are being removed while the engine still
+            # publishes: there is nothing left to draw on (this raised in the header).
+            if self._closing_down():
+                return
+            raise
+
+    def _closing_down(self) -> bool:
+        # Seen in tests: during shutdown `is_running` is already False while `_exit` is
+        # not yet set; either means the screen is going away.
+        return not self.is_running or self._exit or self._closing
+
+    def _draw_now(self, snapshot: Snapshot) -> None:
         header = self.query_one(ReleaseHeader)
-        if not header.is_attached:
-            # The app is exiting and its widgets are being removed: a snapshot that
-            # arrives now has nothing left to draw on (it raised NoMatches in the header).
-            return
         before = self.snapshot
         self.snapshot = snapshot
         header.show(snapshot)

@@ -35,6 +35,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
+from textual.widgets.input import Selection
 
 from relconsole.model import Flag
 
@@ -68,9 +69,10 @@ DIALOG_CSS = """
 
 
 def _input(placeholder: str, id: str) -> Input:
-    # select_on_focus off: the selection is made when the Focus event is handled, which in
-    # a burst comes after the keys typed into the field (`Dialog.take` applies them at
-    # once), so the next key replaced them: "checkout-api" after Enter became "t-api".
+    # Textual's select_on_focus selects when the Focus event is handled, which in a burst
+    # comes after the keys typed into the field (`Dialog.take` applies them at once), so
+    # the next key replaced them: "checkout-api" after Enter became "t-api". The dialog
+    # selects at the moment it moves the focus instead (`Dialog.focus_field`).
     field = Input(placeholder=placeholder, id=id, select_on_focus=False)
     field.cursor_blink = False  # steady cursor: less traffic over SSH, stable tests
     return field
@@ -155,7 +157,7 @@ class Dialog(ModalScreen[T]):
         return True
 
     def on_mount(self) -> None:
-        self.set_focus(self.first_focus())
+        self.focus_field(self.first_focus())
         self._applying = True
         early, self._waiting = self._waiting, []
         for event in early:
@@ -198,12 +200,22 @@ class Dialog(ModalScreen[T]):
             elif key in ("right", "down"):
                 self._focus_step(1)
 
+    def focus_field(self, widget: Widget | None) -> None:
+        """Focus now, and select a field's text now when the focus moves to it: typing
+        replaces what it holds (a prefilled percentage), and keys already applied are
+        never selected later. A field that keeps the focus (a wrong name after Enter)
+        keeps its text as it is, to be corrected."""
+        moved = self.focused is not widget
+        self.set_focus(widget)
+        if moved and isinstance(widget, Input):
+            widget.selection = Selection(0, len(widget.value))
+
     def _focus_step(self, step: int) -> None:
         chain = [w for w in self.focus_chain if isinstance(w, Input | Button)]
         if not chain:
             return
         at = chain.index(self.focused) if self.focused in chain else -step
-        self.set_focus(chain[(at + step) % len(chain)])
+        self.focus_field(chain[(at + step) % len(chain)])
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         # The mouse: keys never get here (`take` presses buttons itself).
@@ -340,7 +352,7 @@ class FormDialog(Dialog[T | None]):
             else:
                 error.update(message)
                 widget.add_class("-invalid")
-            self.set_focus(widget)  # now: the next key belongs to this field
+            self.focus_field(widget)  # now: the next key belongs to this field
             return
         self.answer(self.result())
 

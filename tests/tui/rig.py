@@ -6,6 +6,7 @@ provider wrapper that starts refusing calls on demand (a dead HAProxy).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,20 @@ class BrokenTraffic:
     async def close(self) -> None:
         await self.inner.close()
 
+
+
+class PacedClock(FastClock):
+    """A FastClock whose sleeps also let a little real time pass.
+
+    Tests that run the engine's own poll loop (`start_engine=True`) used to spin it as
+    fast as the CPU allowed: on a loaded machine the UI under test then got too little
+    of the event loop for Pilot's pauses, and those tests flaked. Virtual time still
+    moves by the whole sleep; `Rig.ticks` does not sleep and is unaffected.
+    """
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(0.01 if seconds > 0 else 0)
 
 @dataclass
 class Rig:
@@ -97,7 +112,7 @@ def make_rig(state_dir: Path, scenario: str = "healthy", *, seed: int = 7,
             metrics=(*plan.metrics, MetricSpec("cpu_saturation", unit="ratio")),
             gates=(*plan.gates, GateSpec("cpu_saturation", max=0.8, inconclusive_limit=20)),
         )
-    clock = FastClock()
+    clock = PacedClock()
     world = SimWorld(clock, scenario, seed)
     traffic = BrokenTraffic(SimTraffic(world))
     journal = Journal(journal_path(state_dir, plan.release_id), clock, ACTOR,
