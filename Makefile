@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 SCENARIO ?= bad-canary
 SPEED  ?= 5
 PYTEST_ARGS ?=
@@ -32,10 +33,15 @@ lint: $(STAMP)
 test: $(STAMP) services lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-bench: $(STAMP)
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/first_frame.py
 	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/detection.py
 
 # A real Prometheus and HAProxy in front of a two-version service, on loopback; prints the
 # command that attaches relconsole and the one that injects a fault into the canary.

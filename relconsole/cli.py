@@ -438,6 +438,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{cfg.path}: config ok ({cfg.plan.service} {cfg.plan.version} "
           f"→ {cfg.plan.environment}, {len(cfg.plan.steps)} steps, "
           f"{len(cfg.plan.gates)} gates)")
+    for metric in cfg.plan.metrics:
+        print(f"{metric.name}: {metric.judging()}")
 
     async def traffic() -> tuple[bool, str]:
         state = await providers.traffic.read()

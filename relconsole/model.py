@@ -6,6 +6,7 @@ front ends can pass them around freely.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -95,11 +96,116 @@ class MetricPair:
 
 
 @dataclass(frozen=True)
+class CountSource:
+    """Where a metric's counts come from: counter selectors, each with `{{version}}`.
+
+    Either `events` and `total` (errors and requests, say: the metric is events/total),
+    or a histogram's `buckets` selector (a `_bucket` series) with the `quantile` the
+    gate is about; then the events are the requests slower than the baseline's
+    quantile bucket. `derived` says the selectors were read out of the metric's
+    `query:` (a ratio of summed rates) rather than written as `counts:`/`histogram:`.
+    """
+
+    events: str = ""
+    total: str = ""
+    buckets: str = ""
+    quantile: float | None = None
+    derived: bool = False
+
+    @property
+    def histogram(self) -> bool:
+        return bool(self.buckets)
+
+    @property
+    def count(self) -> str:
+        """The histogram's `_count` selector, named after its `_bucket` one."""
+        if not self.buckets:
+            return ""
+        head, sep, rest = self.buckets.partition("{")
+        name = head.strip()
+        if name.endswith("_bucket"):
+            name = name[: -len("_bucket")] + "_count"
+        return f"{name}{sep}{rest}"
+
+    def describe(self) -> str:
+        """'events A, total B' or 'requests slower than the baseline's p99 bucket of B'."""
+        if self.histogram:
+            q = self.quantile if self.quantile is not None else 0.0
+            return f"requests slower than the baseline's p{q * 100:g} bucket of {self.buckets}"
+        return f"events {self.events}, total {self.total}"
+
+
+def series_key(labels: Mapping[str, str]) -> str:
+    """A series' identity as `CounterSet` keys it: its labels, sorted, as JSON text."""
+    return json.dumps({str(k): str(v) for k, v in labels.items()}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def series_labels(key: str) -> dict[str, str]:
+    """The labels of a `series_key` (empty for a key that is not one)."""
+    try:
+        found = json.loads(key)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+@dataclass(frozen=True)
+class CounterSet:
+    """Raw cumulative counter values of one version at one instant, per series.
+
+    For a histogram metric `events` holds the `_bucket` series (each key has its `le`)
+    and `total` the `_count` series.
+    """
+
+    events: Mapping[str, float]  # series identity (its labels, sorted, as text) -> value
+    total: Mapping[str, float]  # the exposure counters (requests), same keys style
+    at: float
+    error: str | None = None  # why it could not be read (then events/total are empty)
+
+
+@dataclass(frozen=True)
+class CounterPair:
+    canary: CounterSet | None
+    baseline: CounterSet | None
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One poll's increments for one version: whole requests and the events among them."""
+
+    events: float  # errors, requests slower than the threshold, orders, ...
+    total: float  # requests in the same interval
+
+
+@dataclass(frozen=True)
+class CountPair:
+    """What the judge sees of one metric in one poll (increments since the last poll)."""
+
+    canary: Tally | None  # None: no traffic data (requests series missing or errored)
+    baseline: Tally | None
+    at: float
+    problem: str | None = None  # why a side is None, in words
+    threshold: float | None = None
+    """For a histogram metric: the bucket boundary `le` (in the metric's unit) the
+    events are counted above — the baseline's quantile bucket; None otherwise."""
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     name: str
     query: str = ""
     unit: str = ""  # "ratio" (shown as %), "seconds" (shown as ms), or free text
     dashboard: str = ""  # a link template; may hold {{version}} and {{baseline}}
+    counts: CountSource | None = None  # judged on counts; None: judged on values
+    values_why: str = ""  # why it is judged on values (shown by `check` and the gates panel)
+
+    def judging(self) -> str:
+        """How its gates judge it, in words: 'judged on counts: events …, total …'."""
+        if self.counts is None:
+            return "judged on values" + (f": {self.values_why}" if self.values_why else "")
+        derived = ", derived from the query" if self.counts.derived else ""
+        return f"judged on counts: {self.counts.describe()}{derived}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +217,18 @@ class GateSpec:
     max_ratio: float | None = None  # canary / baseline must not exceed this
     failure_limit: int = 1  # consecutive failing polls before the gate trips
     inconclusive_limit: int = 6  # consecutive inconclusive polls before the release pauses
+    max_decrease: float | None = None  # baseline - canary must not exceed this
+    min_ratio: float | None = None  # canary / baseline must not fall below this
+    alpha: float = 0.01
+    """On counts: the chance a healthy canary is ever failed by this gate, over a whole
+    step however often it is polled (anytime-valid); also 1 - the confidence of a PASS."""
+    health: str | None = None  # a health gate: the role whose servers it counts ("canary")
+    min_up: float | None = None  # servers that must be up: a count, or a share (min_up_share)
+    min_up_share: bool = False  # min_up is a share of the servers (written '66%'), 0..1
+
+    @property
+    def is_health(self) -> bool:
+        return self.health is not None
 
     def describe(self, value_text: Callable[[float], str] = "{:g}".format) -> str:
         """The threshold in one short phrase, e.g. '≤0.01 Δ≤0.001 ×≤1.2'.
@@ -126,9 +244,47 @@ class GateSpec:
             parts.append(f"≥{value_text(self.min)}")
         if self.max_increase is not None:
             parts.append(f"Δ≤{value_text(self.max_increase)}")
+        if self.max_decrease is not None:
+            parts.append(f"Δ≥−{value_text(self.max_decrease)}")
         if self.max_ratio is not None:
             parts.append(f"×≤{self.max_ratio:g}")
+        if self.min_ratio is not None:
+            parts.append(f"×≥{self.min_ratio:g}")
+        if self.min_up is not None:
+            shown = f"{self.min_up * 100:g}%" if self.min_up_share else f"{self.min_up:g}"
+            parts.append(f"up≥{shown}")
         return " ".join(parts) or "—"
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """What a gate judged on counts saw in the current step, and what it concluded.
+
+    Filled by `engine/gates.py` from `engine/evidence.py`'s judgement, for the screen
+    and the journal: a reviewer can check a rollback from these numbers alone.
+    """
+
+    canary_events: float
+    canary_total: float
+    baseline_events: float
+    baseline_total: float
+    alpha: float
+    e_value: float  # against the limits: FAIL once it reaches 1/alpha
+    pass_e_value: float  # for "the limits hold": PASS once it reaches 1/alpha
+    estimate: float | None = None  # the canary's rate in this step
+    baseline_rate: float | None = None
+    low: float | None = None  # interval for the canary's rate (Wilson, at alpha)
+    high: float | None = None
+    needs: int | None = None  # about how many more canary requests before PASS
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "canary_events": self.canary_events, "canary_total": self.canary_total,
+            "baseline_events": self.baseline_events, "baseline_total": self.baseline_total,
+            "estimate": self.estimate, "baseline_rate": self.baseline_rate,
+            "low": self.low, "high": self.high, "alpha": self.alpha,
+            "e_value": self.e_value, "pass_e_value": self.pass_e_value, "needs": self.needs,
+        }
 
 
 @dataclass(frozen=True)
@@ -145,6 +301,10 @@ class GateStatus:
     passed_this_step: bool = False
     unit: str = ""
     """The metric's unit (`units.unit_of`): how its values and limits are written."""
+    judged: str = ""
+    """'counts', or 'values' with why ('values: the query is not a ratio of counters');
+    '' for a health gate or before the first poll."""
+    evidence: GateEvidence | None = None  # a gate judged on counts: the numbers behind it
 
     @property
     def name(self) -> str:
@@ -155,7 +315,7 @@ class GateStatus:
         return self.consecutive_failures >= self.spec.failure_limit
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "gate": self.name,
             "verdict": self.verdict.value,
             "canary": self.canary,
@@ -165,6 +325,10 @@ class GateStatus:
             "consecutive_failures": self.consecutive_failures,
             "reason": self.reason,
         }
+        if self.evidence is not None:
+            out["judged"] = "counts"
+            out["evidence"] = self.evidence.as_dict()
+        return out
 
 
 @dataclass(frozen=True)

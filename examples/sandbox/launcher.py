@@ -176,10 +176,14 @@ def relconsole_config(
     inconclusive_limit: int = 5,
     state_dir: str = ".run/state",
     call_timeout: str = "",
+    gates: tuple[str, ...] = (),
 ) -> str:
     """The relconsole config for a sandbox on these ports (the checked-in file is the default).
 
-    The runtime API is reached over TCP (address:) unless `socket_path` is given.
+    The runtime API is reached over TCP (address:) unless `socket_path` is given. The
+    error rate is the design's query as written (no `or vector(0)`): relconsole reads
+    its counters, so a 5xx series that does not exist yet is 0 errors. `gates`, each a
+    flow mapping like "{metric: error_rate, max: 0.05}", replace the default gates.
     """
     if socket_path is not None:
         where = f"socket: {json.dumps(str(socket_path))}"
@@ -194,6 +198,12 @@ def relconsole_config(
         for name in ("error_rate", "latency_p50", "latency_p95", "latency_p99")
     )
     timeout_line = f"\n  call_timeout: {call_timeout}" if call_timeout else ""
+    limits = f"failure_limit: {failure_limit}, inconclusive_limit: {inconclusive_limit}"
+    gates = gates or (
+        f"{{metric: error_rate, max: 0.01, max_increase: 0.01, {limits}}}",
+        f"{{metric: latency_p99, max: 0.1, max_increase: 0.05, {limits}}}",
+    )
+    gate_lines = "\n".join(f"  - {gate}" for gate in gates)
     return f"""# relconsole attached to the sandbox (`make sandbox`): a real Prometheus and a real
 # HAProxy on loopback. Written by examples/sandbox/launcher.py (relconsole_config).
 #   .venv/bin/relconsole run -c examples/sandbox/relconsole.yaml
@@ -215,10 +225,9 @@ versions: {{canary: "{CANARY_VERSION}", baseline: "{STABLE_VERSION}"}}
 metrics:
 {metric_lines}
 gates:
-  - {{metric: error_rate, max: 0.01, max_increase: 0.01, failure_limit: {failure_limit}, inconclusive_limit: {inconclusive_limit}}}
-  - {{metric: latency_p99, max: 0.1, max_increase: 0.05, failure_limit: {failure_limit}, inconclusive_limit: {inconclusive_limit}}}
+{gate_lines}
 state: {{dir: {state_dir}}}
-"""  # noqa: E501
+"""
 
 
 # ----------------------------------------------------------------------------- processes
@@ -261,10 +270,11 @@ class Sandbox:
     """The five processes of one sandbox, their ports and their run folder."""
 
     def __init__(self, run_dir: Path = DEFAULT_RUN_DIR, ports: Ports | None = None,
-                 rate: float = 40.0) -> None:
+                 rate: float = 40.0, lazy_errors: bool = False) -> None:
         self.run_dir = Path(run_dir).absolute()
         self.ports = ports or Ports()
         self.rate = rate
+        self.lazy_errors = lazy_errors  # the services do not pre-create their 5xx series
         self.pids: dict[str, int] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.programs: dict[str, str] = {}
@@ -296,7 +306,8 @@ class Sandbox:
     # -- persistence between `up` and `down` (separate processes)
 
     def _save(self) -> None:
-        data = {"ports": asdict(self.ports), "rate": self.rate, "pids": self.pids}
+        data = {"ports": asdict(self.ports), "rate": self.rate, "pids": self.pids,
+                "lazy_errors": self.lazy_errors}
         self.state_file.write_text(json.dumps(data, indent=2))
 
     @classmethod
@@ -304,7 +315,8 @@ class Sandbox:
         path = Path(run_dir) / "sandbox.json"
         try:
             data = json.loads(path.read_text())
-            box = cls(run_dir, Ports(**data["ports"]), float(data["rate"]))
+            box = cls(run_dir, Ports(**data["ports"]), float(data["rate"]),
+                      bool(data.get("lazy_errors", False)))
             box.pids = {k: int(v) for k, v in data["pids"].items()}
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -322,8 +334,9 @@ class Sandbox:
         py = sys.executable
         if name in ("stable", "canary"):
             version = STABLE_VERSION if name == "stable" else CANARY_VERSION
+            lazy = ["--lazy-errors"] if self.lazy_errors else []
             return [py, str(HERE / "service.py"), "--version", version,
-                    "--port", str(self._port(name)), *tag]
+                    "--port", str(self._port(name)), *lazy, *tag]
         if name == "haproxy":
             return [self.programs["haproxy"], "-db", "-f", str(self.run_dir / "haproxy.cfg")]
         if name == "prometheus":
@@ -497,7 +510,7 @@ class Sandbox:
     def reset(self) -> None:
         """Knobs off, canary at weight 0, both servers ready: the state `up` leaves."""
         for role in ("stable", "canary"):
-            self.knobs(role, error_rate=0, latency_ms=0)
+            self.knobs(role, error_rate=0, latency_ms=0, lazy_errors=int(self.lazy_errors))
         self.runtime(f"set weight {BACKEND}/stable 100; set weight {BACKEND}/canary 0; "
                      f"set server {BACKEND}/stable state ready; "
                      f"set server {BACKEND}/canary state ready")
@@ -532,7 +545,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     if existing is not None:
         existing.down()  # half-dead leftovers of an earlier run
-    box = Sandbox(args.run_dir, Ports(), rate=args.rate)
+    box = Sandbox(args.run_dir, Ports(), rate=args.rate, lazy_errors=args.lazy_errors)
     box.up()
     print("sandbox up:\n" + box.describe())
     _instructions()
@@ -611,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Prometheus, HAProxy, the service and the load")
     up.add_argument("--rate", type=float, default=40.0, help="load in requests per second")
+    up.add_argument("--lazy-errors", action="store_true",
+                    help="the services create their 5xx series at the first error, as real "
+                         "client libraries do (by default they pre-create it at 0)")
     sub.add_parser("down", help="stop everything")
     sub.add_parser("status", help="what runs")
     knob = sub.add_parser("knob", help="change a version's error rate or added latency")

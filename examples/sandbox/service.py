@@ -8,6 +8,10 @@
     GET /knobs       the knobs as JSON; with ?error_rate=0.05&latency_ms=200 sets them
     POST /knobs      the same, with a JSON body {"error_rate": 0.05, "latency_ms": 200}
 
+Knobs besides error_rate and latency_ms: lazy_errors=1 stops pre-creating the 5xx series
+(it then appears with the first error, as client libraries do; `--lazy-errors` starts
+that way), and restart=1 sets every counter back to zero, as a restarted process would.
+
 Errors are spread evenly (an accumulator, not a coin toss), so 5 % means one request in
 twenty, and a gate's verdict does not depend on luck. Listens on loopback only.
 """
@@ -25,21 +29,28 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-KNOBS = {"error_rate": (0.0, 1.0), "latency_ms": (0.0, 10_000.0)}
+KNOBS = {"error_rate": (0.0, 1.0), "latency_ms": (0.0, 10_000.0), "lazy_errors": (0.0, 1.0),
+         "restart": (0.0, 1.0)}
 
 
 class State:
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, lazy_errors: bool = False) -> None:
         self.version = version
         self.lock = threading.Lock()
-        self.knobs: dict[str, float] = {"error_rate": 0.0, "latency_ms": 0.0}
-        # Both codes exist from the start: a 5xx series that appears only with the first
-        # error makes `rate(...{code=~"5.."})` an empty result, not 0, while all is well.
-        self.requests: dict[str, int] = {"200": 0, "500": 0}
+        self.knobs: dict[str, float] = {"error_rate": 0.0, "latency_ms": 0.0,
+                                        "lazy_errors": float(lazy_errors)}
+        self._error_credit = 0.0
+        self._zero()
+
+    def _zero(self) -> None:
+        # Unless lazy_errors, both codes exist from the start: a 5xx series that appears
+        # only with the first error makes `rate(...{code=~"5.."})` an empty result, not 0,
+        # while all is well. Real client libraries are lazy; relconsole reads counters and
+        # takes a missing 5xx series as 0 errors, which lazy_errors lets a test show.
+        self.requests: dict[str, int] = {} if self.knobs["lazy_errors"] else {"200": 0, "500": 0}
         self.buckets = [0] * len(BUCKETS)
         self.total = 0
         self.seconds = 0.0
-        self._error_credit = 0.0
 
     def set_knobs(self, changes: dict[str, Any]) -> dict[str, float]:
         clean: dict[str, float] = {}
@@ -52,9 +63,15 @@ class State:
                 raise ValueError(f"{key} must be between {low:g} and {high:g}")
             clean[key] = number
         with self.lock:
+            restart = clean.pop("restart", 0.0) >= 1.0
             self.knobs.update(clean)
             if "error_rate" in clean:
                 self._error_credit = 0.0
+            if restart:
+                self._zero()
+            elif not self.knobs["lazy_errors"]:
+                for code in ("200", "500"):
+                    self.requests.setdefault(code, 0)
             return dict(self.knobs)
 
     def next_is_error(self) -> bool:
@@ -176,8 +193,11 @@ def main() -> None:
     parser.add_argument("--version", required=True, help="the version label of this process")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tag", default="", help="marks the process as the sandbox's")
+    parser.add_argument("--lazy-errors", action="store_true",
+                        help="do not pre-create the 5xx series (it appears at the first error)")
     args = parser.parse_args()
-    server = Server(("127.0.0.1", args.port), make_handler(State(args.version)))
+    server = Server(("127.0.0.1", args.port),
+                    make_handler(State(args.version, lazy_errors=args.lazy_errors)))
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.2)
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from relconsole.config.errors import ConfigError, KeyPath, format_key, line_near
-from relconsole.config.schema import EXAMPLES, MODELS, STRATEGIES, lookup
+from relconsole.config.schema import EXAMPLES, HEALTH_ROLES, MODELS, STRATEGIES, lookup
 from relconsole.durations import DURATION_HINT
 from relconsole.suggest import clip, describe, did_you_mean, one_line
 
@@ -110,7 +110,11 @@ def _whole_number(e: _Error) -> tuple[str, str]:
 
 
 def _literal(e: _Error) -> tuple[str, str]:
-    allowed = STRATEGIES if e.name == "strategy" else ()
+    allowed: tuple[str, ...] = ()
+    if e.name == "strategy":
+        allowed = STRATEGIES
+    elif e.name == "health":
+        allowed = HEALTH_ROLES
     close = did_you_mean(str(e.value), allowed)
     return f"{e.got} is not allowed", f"{close} Use one of: {', '.join(allowed)}".strip()
 
@@ -138,6 +142,7 @@ _EXPLAIN: dict[str, Callable[[_Error], tuple[str, str]]] = {
     "extra_forbidden": _extra,
     "duration": lambda e: (str(e.ctx.get("problem", e.msg)), str(e.ctx.get("hint", DURATION_HINT))),
     "url": lambda e: (f"{e.ctx['problem']}, not {e.got}", str(e.ctx["hint"])),
+    "min_up": lambda e: (f"{e.ctx['problem']}, not {e.got}", str(e.ctx["hint"])),
     "bool_not_number": lambda e: (
         str(e.ctx["problem"]),
         "Write a number" + (f", e.g. `{e.example}`" if e.example else ""),

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from relconsole.config.counts import judged_on
 from relconsole.config.errors import (
     ConfigError,
     ConfigProblems,
@@ -35,8 +36,11 @@ from relconsole.config.schema import (
     PROVIDER_KINDS,
     TEXT_PATHS,
     FlagsAuditModel,
+    GateModel,
+    MetricModel,
     RootModel,
     matches,
+    parse_min_up,
 )
 from relconsole.config.yaml_lines import Composer, compose
 from relconsole.model import FlagAuditPolicy, FlagKind, GateSpec, MetricSpec, ReleasePlan, Step
@@ -160,20 +164,9 @@ def to_plan(model: RootModel) -> ReleasePlan:
         poll_interval=release.poll_interval,
         stale_after=release.stale_after,
         call_timeout=release.call_timeout,
-        metrics=tuple(
-            MetricSpec(name=n, query=m.query, unit=m.unit, dashboard=m.dashboard or "")
-            for n, m in model.metrics.items()
-        ),
+        metrics=tuple(_metric(n, m) for n, m in model.metrics.items()),
         gates=tuple(
-            GateSpec(
-                metric=g.metric,
-                max=g.max,
-                min=g.min,
-                max_increase=g.max_increase,
-                max_ratio=g.max_ratio,
-                failure_limit=g.failure_limit,
-                inconclusive_limit=g.inconclusive_limit,
-            )
+            _gate_spec(g)
             for g in model.gates
         ),
         release_flags=tuple(release.flags),
@@ -185,6 +178,35 @@ def to_plan(model: RootModel) -> ReleasePlan:
         flags_audit=_audit_policy(model.flags_audit),
         dashboard=release.dashboard or "",
         canary_version=model.versions.canary or "",
+    )
+
+
+def _metric(name: str, metric: MetricModel) -> MetricSpec:
+    """A metric, with the counters it is judged on (`config.counts`) where there are any."""
+    source, why, query = judged_on(metric.query, metric.counts, metric.histogram)
+    return MetricSpec(name=name, query=query, unit=metric.unit,
+                      dashboard=metric.dashboard or "", counts=source, values_why=why)
+
+
+HEALTH_GATE_NAME = "{role} up"  # a health gate's name on screen and in the journal
+
+
+def _gate_spec(g: GateModel) -> GateSpec:
+    min_up, share = parse_min_up(g.min_up) if g.min_up is not None else (None, False)
+    return GateSpec(
+        metric=g.metric or HEALTH_GATE_NAME.format(role=g.health or ""),
+        max=g.max,
+        min=g.min,
+        max_increase=g.max_increase,
+        max_ratio=g.max_ratio,
+        failure_limit=g.failure_limit,
+        inconclusive_limit=g.inconclusive_limit,
+        max_decrease=g.max_decrease,
+        min_ratio=g.min_ratio,
+        alpha=g.alpha,
+        health=g.health,
+        min_up=min_up,
+        min_up_share=share,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from relconsole.config.counts import check_selector, judged_on
 from relconsole.config.errors import ConfigError, KeyPath, by_line
 from relconsole.config.queries import check_query
 from relconsole.config.schema import (
@@ -52,6 +53,7 @@ class Parts:
     canary_version: str | None = None  # versions.canary, when written
     metrics_type: str | None = None  # providers.metrics.type
     queries: tuple[tuple[str, str], ...] = ()  # (metric name, query) of valid metrics
+    metric_models: tuple[tuple[str, MetricModel], ...] = ()  # valid metrics, for counts:
 
     @classmethod
     def of_model(cls, model: RootModel) -> Parts:
@@ -70,6 +72,7 @@ class Parts:
             canary_version=model.versions.canary,
             metrics_type=model.providers.metrics.type if model.providers.metrics else None,
             queries=tuple((name, m.query) for name, m in model.metrics.items()),
+            metric_models=tuple(model.metrics.items()),
         )
 
     @classmethod
@@ -91,10 +94,13 @@ class Parts:
         versions = valid_fields(VersionsModel, data.get("versions"))
         metrics_block = providers.get("metrics") if isinstance(providers, dict) else None
         queries: list[tuple[str, str]] = []
+        metric_models: list[tuple[str, MetricModel]] = []
         if isinstance(metrics, dict):
             for name, raw_metric in metrics.items():
                 with contextlib.suppress(ValidationError):
-                    queries.append((str(name), MetricModel.model_validate(raw_metric).query))
+                    valid = MetricModel.model_validate(raw_metric)
+                    queries.append((str(name), valid.query))
+                    metric_models.append((str(name), valid))
         return cls(
             steps=release.get("steps"),
             poll_interval=release.get("poll_interval"),
@@ -113,6 +119,7 @@ class Parts:
                 str(metrics_block.get("type")) if isinstance(metrics_block, dict) else None
             ),
             queries=tuple(queries),
+            metric_models=tuple(metric_models),
         )
 
 
@@ -175,7 +182,8 @@ def check_timing(parts: Parts, fail: Fail) -> list[ConfigError]:
 
 def check_gates(parts: Parts, fail: Fail) -> list[ConfigError]:
     problems = []
-    if parts.gates_written and parts.metrics_provider is False:
+    only_health = bool(parts.gates) and all(g.health is not None for _, g in parts.gates)
+    if parts.gates_written and parts.metrics_provider is False and not only_health:
         problems.append(
             fail(
                 ("gates",),
@@ -186,6 +194,9 @@ def check_gates(parts: Parts, fail: Fail) -> list[ConfigError]:
         )
     known = parts.metric_names
     for i, gate in parts.gates:
+        if gate.health is not None or gate.min_up is not None or gate.metric is None:
+            problems.extend(_health_gate(i, gate, fail))
+            continue
         if known is not None and gate.metric not in known:
             if known:
                 hint = _sentences(
@@ -205,6 +216,7 @@ def check_gates(parts: Parts, fail: Fail) -> list[ConfigError]:
                     f"Give it at least one of {', '.join(THRESHOLDS)}",
                 )
             )
+        problems.extend(_alpha_on_values(i, gate, parts, fail))
         if gate.min is not None and gate.max is not None and gate.min > gate.max:
             problems.append(
                 fail(
@@ -213,6 +225,64 @@ def check_gates(parts: Parts, fail: Fail) -> list[ConfigError]:
                     "Make min smaller than max",
                 )
             )
+    return problems
+
+
+def _alpha_on_values(i: int, gate: GateModel, parts: Parts, fail: Fail) -> list[ConfigError]:
+    """`alpha` is the confidence of the evidence judge; on a metric judged on values it
+    would be accepted and then ignored, which hides that the gate is not what was meant."""
+    if "alpha" not in gate.model_fields_set:
+        return []
+    metric = dict(parts.metric_models).get(gate.metric or "")
+    if metric is None:
+        return []
+    source, why, _query = judged_on(metric.query, metric.counts, metric.histogram)
+    absolute = [k for k in ("max", "min", "max_increase", "max_decrease")
+                if getattr(gate, k) is not None]
+    if source is not None and source.histogram and absolute:
+        # A histogram's counts are shares of slow requests; a limit in seconds is judged
+        # on values (engine/gates.py `values_why`), where alpha means nothing.
+        why = f"{'/'.join(absolute)} on a histogram is in seconds; use max_ratio for counts"
+        source = None
+    if source is not None:
+        return []
+    because = f" ({why})" if why else ""
+    return [fail(("gates", i, "alpha"),
+                 f"alpha is for gates judged on counts, and '{clip(gate.metric or '')}' is "
+                 f"judged on values{because}",
+                 "Give the metric counts: {events: ..., total: ...} (or histogram:), write "
+                 "its query as a ratio of summed rates of counters, or remove alpha")]
+
+
+def _health_gate(i: int, gate: GateModel, fail: Fail) -> list[ConfigError]:
+    """A health gate ({health: canary, min_up: 2}) counts servers: it has no metric and
+    no metric threshold; `min_up` means nothing without `health`."""
+    if gate.health is None:
+        if gate.min_up is not None:
+            return [fail(("gates", i, "min_up"), "min_up is only for a health gate",
+                         "Write {health: canary, min_up: 2} as a gate of its own")]
+        return [fail(("gates", i), "gate has no metric",
+                     "Give it metric: NAME (one of the metrics: section), or make it a "
+                     "health gate: {health: canary, min_up: 2}")]
+    problems = []
+    if gate.metric is not None:
+        problems.append(fail(
+            ("gates", i, "metric"),
+            "a health gate counts servers, it takes no metric",
+            "Write the health gate and the metric's gate as two gates"))
+    for t in THRESHOLDS:
+        if getattr(gate, t) is not None:
+            problems.append(fail(
+                ("gates", i, t), f"{t} is a metric's limit; a health gate has min_up",
+                "Put metric limits in a gate with metric: NAME"))
+    if gate.min_up is None:
+        problems.append(fail(("gates", i), "health gate has no min_up",
+                             "Say how many canary servers must be up: min_up: 2, or "
+                             "min_up: 66%"))
+    if "alpha" in gate.model_fields_set:
+        problems.append(fail(("gates", i, "alpha"),
+                             "alpha is for gates judged on counts; a health gate counts "
+                             "servers", "Remove alpha from the health gate"))
     return problems
 
 
@@ -272,6 +342,30 @@ def check_queries(parts: Parts, fail: Fail) -> list[ConfigError]:
     return problems
 
 
+def check_counts(parts: Parts, fail: Fail) -> list[ConfigError]:
+    """The counter selectors of `counts:` and `histogram:`, read with a PromQL parser."""
+    problems = []
+    for name, metric in parts.metric_models:
+        if metric.counts is not None and metric.histogram is not None:
+            problems.append(fail(
+                ("metrics", name, "histogram"),
+                "has both counts: and histogram:, so it is not clear what the gate judges",
+                "Keep counts: for events among requests, or histogram: for latency"))
+            continue
+        selectors: list[tuple[KeyPath, str, bool]] = []
+        if metric.counts is not None:
+            selectors += [(("metrics", name, "counts", "events"), metric.counts.events, False),
+                          (("metrics", name, "counts", "total"), metric.counts.total, False)]
+        if metric.histogram is not None:
+            selectors.append(
+                (("metrics", name, "histogram", "buckets"), metric.histogram.buckets, True))
+        for key, text, histogram in selectors:
+            found = check_selector(text, histogram=histogram)
+            if found is not None:
+                problems.append(fail(key, found.problem, found.hint))
+    return problems
+
+
 def _sentences(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
@@ -283,6 +377,7 @@ RULES: tuple[Callable[[Parts, Fail], list[ConfigError]], ...] = (
     check_flags_audit,
     check_versions,
     check_queries,
+    check_counts,
 )
 
 

@@ -28,9 +28,10 @@ from relconsole.durations import DurationError, parse_duration
 from relconsole.placeholders import expand_url
 
 STRATEGIES = ("canary", "blue-green", "rolling", "ab", "shadow")
+HEALTH_ROLES = ("canary",)  # whose servers a health gate counts
 PROVIDER_KINDS = ("metrics", "traffic", "flags", "notify")
 PRODUCTION_NAMES = frozenset({"production", "prod"})
-THRESHOLDS = ("max", "min", "max_increase", "max_ratio")
+THRESHOLDS = ("max", "min", "max_increase", "max_ratio", "max_decrease", "min_ratio")
 
 
 def _duration(value: Any) -> Any:
@@ -136,18 +137,70 @@ class VersionsModel(_Strict):
     baseline: str = ""
 
 
+class CountsModel(_Strict):
+    """A metric as counters: events among total (errors among requests, say)."""
+
+    events: Text
+    total: Text
+
+
+class HistogramModel(_Strict):
+    """A latency metric as a histogram's `_bucket` series and the quantile it is about."""
+
+    buckets: Text
+    quantile: Annotated[Finite, Field(gt=0, lt=1)]
+
+
 class MetricModel(_Strict):
     query: str = ""
     unit: str = ""
     dashboard: Url | None = None
+    counts: CountsModel | None = None
+    histogram: HistogramModel | None = None
+
+
+def parse_min_up(value: Any) -> tuple[float, bool]:
+    """`min_up: 2` (servers) or `min_up: 66%` (a share): (number, is_share), the share
+    as 0..1. Raises ValueError with the problem in words."""
+    if isinstance(value, bool):
+        raise ValueError("must be a count of servers or a share like 66%, not true/false")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("must be at least 1 server")
+        return float(value), False
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError("must be a share like 66%") from None
+        if not 0 < share <= 100:
+            raise ValueError("must be a share above 0% and at most 100%")
+        return share / 100, True
+    raise ValueError("must be a count of servers (2) or a share (66%)")
+
+
+def _min_up(value: Any) -> Any:
+    try:
+        parse_min_up(value)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "min_up", "{problem}",
+            {"problem": str(exc), "hint": "Write min_up: 2 (servers up) or min_up: 66%"},
+        ) from None
+    return value
 
 
 class GateModel(_Strict):
-    metric: Text
+    metric: Text | None = None
     max: Finite | None = None
     min: Finite | None = None
     max_increase: Finite | None = None
     max_ratio: Annotated[Finite, Field(gt=0)] | None = None
+    max_decrease: Annotated[Finite, Field(ge=0)] | None = None
+    min_ratio: Annotated[Finite, Field(gt=0)] | None = None
+    alpha: Annotated[Finite, Field(gt=0, lt=0.5)] = 0.01
+    health: Literal["canary"] | None = None
+    min_up: Annotated[int | str, BeforeValidator(_min_up)] | None = None
     failure_limit: Int = Field(default=1, ge=1)
     inconclusive_limit: Int = Field(default=6, ge=1)
 
@@ -188,6 +241,8 @@ MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("providers",): ProvidersModel,
     ("versions",): VersionsModel,
     ("metrics", "*"): MetricModel,
+    ("metrics", "*", "counts"): CountsModel,
+    ("metrics", "*", "histogram"): HistogramModel,
     ("gates", "*"): GateModel,
     ("ui",): UIModel,
     ("state",): StateModel,
@@ -206,6 +261,9 @@ TEXT_PATHS: tuple[tuple[str, ...], ...] = (
     ("metrics", "*", "query"),
     ("metrics", "*", "unit"),
     ("metrics", "*", "dashboard"),
+    ("metrics", "*", "counts", "events"),
+    ("metrics", "*", "counts", "total"),
+    ("metrics", "*", "histogram", "buckets"),
     ("release", "dashboard"),
     ("gates", "*", "metric"),
     ("ui", "theme"),
@@ -245,9 +303,17 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("versions",): "versions: {canary: 2.3.0, baseline: 2.2.1}",
     ("metrics",): "metrics: {error_rate: {query: '...', unit: ratio}}",
     ("metrics", "*"): "error_rate: {query: '...', unit: ratio}",
+    ("metrics", "*", "counts"): "counts: {events: 'http_requests_total{version=\"{{version}}\","
+    "code=~\"5..\"}', total: 'http_requests_total{version=\"{{version}}\"}'}",
+    ("metrics", "*", "histogram"): "histogram: {buckets: 'http_request_duration_seconds_bucket"
+    "{version=\"{{version}}\"}', quantile: 0.99}",
+    ("metrics", "*", "histogram", "quantile"): "quantile: 0.99",
     ("gates",): "gates: [{metric: error_rate, max: 0.01}]",
     ("gates", "*"): "- {metric: error_rate, max: 0.01}",
     ("gates", "*", "metric"): "metric: error_rate",
+    ("gates", "*", "alpha"): "alpha: 0.01",
+    ("gates", "*", "min_up"): "min_up: 2",
+    ("gates", "*", "health"): "health: canary",
     ("release", "dashboard"): "dashboard: 'https://grafana.example.com/d/abc?var-version={{version}}'",
     ("metrics", "*", "dashboard"): "dashboard: 'https://grafana.example.com/d/abc?viewPanel=2'",
     ("ui",): "ui: {theme: dark}",

@@ -11,11 +11,25 @@ max 1 %' rather than one of them '0.04389 > max 0.01'.
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import dataclass
 from functools import partial
 
 from relconsole import units
 from relconsole.clock import clock_text
-from relconsole.model import GateSpec, GateStatus, MetricPair, Reading, Verdict
+from relconsole.engine import evidence
+from relconsole.model import (
+    CountPair,
+    GateEvidence,
+    GateSpec,
+    GateStatus,
+    MetricPair,
+    MetricSpec,
+    Reading,
+    Role,
+    TrafficState,
+    Verdict,
+)
 
 
 def _unusable(reading: Reading | None, role: str, now: float, stale_after: float) -> str | None:
@@ -30,7 +44,8 @@ def _unusable(reading: Reading | None, role: str, now: float, stale_after: float
 
 
 def needs_baseline(spec: GateSpec) -> bool:
-    return spec.max_increase is not None or spec.max_ratio is not None
+    return any(getattr(spec, k) is not None
+               for k in ("max_increase", "max_ratio", "max_decrease", "min_ratio"))
 
 
 def judge(
@@ -70,6 +85,15 @@ def judge(
         elif c_val > 0:
             # A zero baseline makes any positive canary value an unbounded ratio.
             failures.append("baseline is 0, canary is not")
+    if spec.max_decrease is not None:
+        assert b_val is not None
+        if b_val - c_val > spec.max_decrease:
+            failures.append(f"{units.delta(c_val - b_val, unit)} under baseline, more than "
+                            f"{limit(spec.max_decrease)}")
+    if spec.min_ratio is not None:
+        assert b_val is not None
+        if b_val > 0 and c_val / b_val < spec.min_ratio:
+            failures.append(f"×{c_val / b_val:.2f} of baseline < ×{spec.min_ratio:g}")
     if failures:
         return Verdict.FAIL, "; ".join(failures), c_val, b_val
     return Verdict.PASS, "within thresholds", c_val, b_val
@@ -109,9 +133,172 @@ def update(
         consecutive_inconclusive=inconclusive,
         passed_this_step=passed,
         unit=previous.unit,
+        judged=previous.judged,
     )
 
 
 def new_step(status: GateStatus) -> GateStatus:
     """A new step needs fresh evidence: forget that the gate passed at the last one."""
     return dataclasses.replace(status, passed_this_step=False)
+
+
+# --- gates judged on counts ----------------------------------------------------------
+
+# Limits in the metric's own unit: on a histogram the counts are requests slower than
+# the baseline's quantile bucket, a share, so a limit in seconds cannot be held to them.
+ABSOLUTE = ("max", "min", "max_increase", "max_decrease")
+
+
+def values_why(spec: GateSpec, metric: MetricSpec | None) -> str | None:
+    """Why this gate is judged on values; None when it is judged on counts."""
+    if metric is None or metric.counts is None:
+        why = metric.values_why if metric is not None else ""
+        return why or "the metric has no counters"
+    if metric.counts.histogram and any(getattr(spec, k) is not None for k in ABSOLUTE):
+        return ("a histogram's counts are shares of slow requests; max/min are in the "
+                "metric's unit, so this gate compares values (use max_ratio for counts)")
+    return None
+
+
+def judged_text(spec: GateSpec, metric: MetricSpec | None) -> str:
+    why = values_why(spec, metric)
+    return "counts" if why is None else f"values: {why}"
+
+
+@dataclass(frozen=True)
+class CountState:
+    """What a gate judged on counts carries from poll to poll within one step."""
+
+    evidence: evidence.Evidence
+    folded_at: float | None = None  # the `at` of the last CountPair folded in
+    traffic_seen: bool = False  # the canary has had a request in this step
+
+
+def start_counts(spec: GateSpec) -> CountState:
+    return CountState(evidence=evidence.start(spec))
+
+
+def _gate_evidence(j: evidence.Judgement) -> GateEvidence:
+    ce, cn, be, bn = j.counts
+    return GateEvidence(
+        canary_events=ce, canary_total=cn, baseline_events=be, baseline_total=bn,
+        alpha=j.alpha, e_value=j.e_value, pass_e_value=j.pass_e_value,
+        estimate=j.canary_rate, baseline_rate=j.baseline_rate, low=j.low, high=j.high,
+        needs=j.needs,
+    )
+
+
+def _no_data(previous: GateStatus, state: CountState, reason: str) -> tuple[GateStatus,
+                                                                           CountState]:
+    """Safety rule 1 on counts: no traffic data is INCONCLUSIVE and counts as no data."""
+    return dataclasses.replace(
+        previous, verdict=Verdict.INCONCLUSIVE, reason=reason,
+        consecutive_inconclusive=previous.consecutive_inconclusive + 1,
+    ), state
+
+
+def update_counts(
+    previous: GateStatus, state: CountState, pair: CountPair | None, now: float,
+    stale_after: float,
+) -> tuple[GateStatus, CountState]:
+    """Fold one poll's counts into the gate's evidence and judge it.
+
+    FAIL only when the e-value against the limits reaches 1/alpha (anytime-valid), PASS
+    only when every limit is shown to hold; otherwise the gate needs more data. Needing
+    more data while the canary takes requests is not "no data": it does not count
+    towards `inconclusive_limit`. No requests series, a stale or errored read, or no
+    canary request yet in this step does (safety rule 1, as for values).
+    """
+    spec = previous.spec
+    if pair is None:
+        return _no_data(previous, state, "no counts read yet")
+    if now - pair.at > stale_after:
+        return _no_data(previous, state, f"counts stale since {clock_text(pair.at)}")
+    if pair.canary is None:
+        return _no_data(previous, state, f"canary: {pair.problem or 'no traffic data'}")
+    if pair.baseline is None and needs_baseline(spec):
+        return _no_data(previous, state, f"baseline: {pair.problem or 'no traffic data'}")
+    if state.folded_at is not None and pair.at <= state.folded_at:
+        return previous, state  # the same increments again: nothing new to judge
+    ev = evidence.fold(state.evidence, pair.canary, pair.baseline)
+    seen = state.traffic_seen or pair.canary.total > 0
+    state = CountState(evidence=ev, folded_at=pair.at, traffic_seen=seen)
+    j = evidence.judge(ev)
+    failures, inconclusive = previous.consecutive_failures, 0
+    passed = previous.passed_this_step
+    reason = j.reason
+    if j.verdict is Verdict.FAIL:
+        failures += 1
+    elif j.verdict is Verdict.PASS:
+        failures, passed = 0, True
+    else:
+        failures = 0  # the e-value fell back below 1/alpha: no longer failing
+        if not seen or pair.canary.total <= 0:
+            # A canary that stops getting requests mid-step is no evidence either: polls
+            # without a canary request in a row pause the release, as missing values do.
+            inconclusive = previous.consecutive_inconclusive + 1
+            if pair.canary.total <= 0:
+                reason = f"no canary request in this poll; {reason}"
+    status = dataclasses.replace(
+        previous, verdict=j.verdict, reason=reason, canary=j.canary_rate,
+        baseline=j.baseline_rate, consecutive_failures=failures,
+        consecutive_inconclusive=inconclusive, passed_this_step=passed, judged="counts",
+        evidence=_gate_evidence(j), unit=units.RATIO,  # on counts: rates, shares of requests
+    )
+    return status, state
+
+
+# --- the health gate ------------------------------------------------------------------
+
+
+def health_needed(spec: GateSpec, total: int) -> int:
+    """How many servers must be up: min_up, or its share of `total` rounded up."""
+    if spec.min_up is None:
+        return 0
+    if spec.min_up_share:
+        return math.ceil(spec.min_up * total - 1e-9)
+    return math.ceil(spec.min_up - 1e-9)
+
+
+def update_health(
+    previous: GateStatus, traffic: TrafficState | None, read_at: float | None, now: float,
+    stale_after: float,
+) -> GateStatus:
+    """A health gate: enough of the role's servers up, as the traffic provider reports.
+
+    Trips like any gate after `failure_limit` failing polls; no reading, a stale one, or
+    a provider that reports no servers of that role is INCONCLUSIVE (safety rule 1).
+    """
+    spec = previous.spec
+    role = Role.CANARY if spec.health == "canary" else Role.BASELINE
+    if traffic is None or read_at is None:
+        verdict, reason = Verdict.INCONCLUSIVE, "no server health read yet"
+    elif now - read_at > stale_after:
+        verdict, reason = Verdict.INCONCLUSIVE, f"server health stale since {clock_text(read_at)}"
+    else:
+        group = [s for s in traffic.servers if s.role is role]
+        if not group:
+            verdict = Verdict.INCONCLUSIVE
+            reason = f"the traffic provider reports no {role.value} servers"
+        else:
+            up = sum(s.up for s in group)
+            need = health_needed(spec, len(group))
+            down = [s.name for s in group if not s.up]
+            shown = f"{up}/{len(group)} {role.value} servers up"
+            if up < need:
+                verdict = Verdict.FAIL
+                reason = f"{shown} < min {need}" + (f" (down: {', '.join(down[:3])})"
+                                                    if down else "")
+            else:
+                verdict, reason = Verdict.PASS, f"{shown} (min {need})"
+            previous = dataclasses.replace(previous, canary=float(up))
+    if verdict is Verdict.INCONCLUSIVE:
+        return dataclasses.replace(previous, verdict=verdict, reason=reason,
+                                   consecutive_inconclusive=previous.consecutive_inconclusive
+                                   + 1)
+    failures = previous.consecutive_failures + 1 if verdict is Verdict.FAIL else 0
+    return dataclasses.replace(
+        previous, verdict=verdict, reason=reason, consecutive_failures=failures,
+        consecutive_inconclusive=0,
+        passed_this_step=previous.passed_this_step or verdict is Verdict.PASS,
+    )

@@ -16,11 +16,21 @@ from typing import TypeVar
 from relconsole import units
 from relconsole.clock import Clock
 from relconsole.engine import gates as gate_logic
+from relconsole.engine.counts import IncrementReader
 from relconsole.engine.drive import Drive
 from relconsole.engine.events import EventBus
 from relconsole.engine.results import CallFailed, call_provider
 from relconsole.engine.state import EventKind, ProblemNote, Series
-from relconsole.model import Flag, GateStatus, MetricPair, ReleasePlan, TrafficState
+from relconsole.model import (
+    CounterPair,
+    CountPair,
+    Flag,
+    GateStatus,
+    MetricPair,
+    ReleasePlan,
+    TrafficState,
+)
+from relconsole.providers.base import reads_counters
 
 T = TypeVar("T")
 HISTORY_POINTS = 60
@@ -94,6 +104,9 @@ class Observations:
         self.health = health
         self.bus = bus
         self.pairs: dict[str, MetricPair] = {}
+        self.counts: dict[str, CountPair] = {}
+        """Each count metric's increments in the latest poll (`engine.counts`)."""
+        self.reader = IncrementReader()
         self.series: dict[str, tuple[deque[float | None], deque[float | None]]] = {
             m.name: (deque(maxlen=HISTORY_POINTS), deque(maxlen=HISTORY_POINTS))
             for m in plan.metrics
@@ -105,8 +118,13 @@ class Observations:
         """When the metrics provider last answered a sample."""
         self.flags: tuple[Flag, ...] = ()
         self.gates: list[GateStatus] = [
-            gate_logic.initial_status(g, units.unit_of(plan.metrics, g.metric))
+            gate_logic.initial_status(
+                g, "up" if g.is_health else units.unit_of(plan.metrics, g.metric))
             for g in plan.gates
+        ]
+        # Evidence of the gates judged on counts, gathered since the step began.
+        self.count_states: list[gate_logic.CountState] = [
+            gate_logic.start_counts(g) for g in plan.gates
         ]
 
     @property
@@ -189,17 +207,62 @@ class Observations:
         self.health.count_dark_polls()
         self._judge(now, announce=announce)
 
+    async def _sample(self, drive: Drive) -> dict[str, MetricPair] | str:
+        """Every metric's values, or why there are none."""
+        assert drive.metrics is not None
+        try:
+            return await self.call("metrics", "query", drive.metrics.sample(self.plan.metrics))
+        except CallFailed as exc:
+            return str(exc)
+
+    async def _poll_counters(self, drive: Drive) -> tuple[dict[str, CounterPair], str | None]:
+        """The raw counters of the count metrics, or why they could not be read."""
+        counted = [m for m in self.plan.metrics if m.counts is not None]
+        if drive.metrics is None or not counted or not reads_counters(drive.metrics):
+            return {}, None
+        try:
+            found = await self.call("metrics", "counters",
+                                    drive.metrics.sample_counters(counted))  # type: ignore[attr-defined]
+        except CallFailed as exc:
+            return {}, str(exc)
+        return found, None
+
+    def _take_counts(self, counters: dict[str, CounterPair], problem: str | None) -> set[str]:
+        """Feed the increment reader; the names of the metrics whose requests were read."""
+        now = self.health.clock.now()
+        read: set[str] = set()
+        for metric in self.plan.metrics:
+            if metric.counts is None:
+                continue
+            pair = counters.get(metric.name)
+            if pair is None:
+                # Never the previous poll's increments again: this poll brought none.
+                self.counts[metric.name] = CountPair(
+                    None, None, now, problem or "no counters read for this metric")
+                continue
+            self.counts[metric.name] = self.reader.read(metric, pair, now)
+            if any(side is not None and side.error is None and side.total
+                   for side in (pair.canary, pair.baseline)):
+                read.add(metric.name)
+        return read
+
     async def _poll_metrics(self, drive: Drive) -> None:
         if drive.metrics is None or not self.plan.metrics:
             return
-        try:
-            pairs = await self.call("metrics", "query", drive.metrics.sample(self.plan.metrics))
-        except CallFailed as exc:
-            self.health.note("metrics", str(exc))
+        sampled, (counters, counters_problem) = await asyncio.gather(
+            self._sample(drive), self._poll_counters(drive))
+        counted = (self._take_counts(counters, counters_problem)
+                   if reads_counters(drive.metrics) else set())
+        if isinstance(sampled, str):
+            self.health.note("metrics", sampled)
             return
+        pairs = sampled
         # One bad metric shows on its gate; the panel is marked only when nothing at all
-        # came back, which is what a dead or misconfigured source looks like.
-        dead = [p for p in pairs.values() if not p.canary.usable and not p.baseline.usable]
+        # came back, which is what a dead or misconfigured source looks like. A count
+        # metric whose requests were read is alive, whatever its value query says (the
+        # design's error ratio has no series until the first 5xx).
+        dead = [p for n, p in pairs.items()
+                if not p.canary.usable and not p.baseline.usable and n not in counted]
         if pairs and len(dead) == len(pairs):
             first = dead[0].canary.problem or dead[0].baseline.problem
             self.health.note("metrics", f"metrics: {first}")
@@ -236,8 +299,8 @@ class Observations:
     def _judge(self, now: float, *, announce: bool = True) -> None:
         stale_after = self.plan.effective_stale_after
         updated = []
-        for old in self.gates:
-            new = gate_logic.update(old, self.pairs.get(old.spec.metric), now, stale_after)
+        for index, old in enumerate(self.gates):
+            new = self._update_gate(index, old, now, stale_after)
             if announce and new.verdict is not old.verdict:
                 self.bus.emit(
                     EventKind.VERDICT,
@@ -251,8 +314,32 @@ class Observations:
             updated.append(new)
         self.gates = updated
 
+    def _update_gate(
+        self, index: int, old: GateStatus, now: float, stale_after: float
+    ) -> GateStatus:
+        """One gate, one poll: on counts where its metric has them and they were read
+        (`counts` is filled before the gates are judged), on the server
+        health for a health gate, else on values as always."""
+        spec = old.spec
+        if spec.is_health:
+            return gate_logic.update_health(old, self.traffic, self.traffic_at, now,
+                                            stale_after)
+        metric = next((m for m in self.plan.metrics if m.name == spec.metric), None)
+        why = gate_logic.values_why(spec, metric)
+        if why is None and spec.metric not in self.counts:
+            why = "the metrics provider does not read counters"
+        if why is None:
+            new, self.count_states[index] = gate_logic.update_counts(
+                old, self.count_states[index], self.counts.get(spec.metric), now, stale_after)
+            return new
+        new = gate_logic.update(old, self.pairs.get(spec.metric), now, stale_after)
+        return dataclasses.replace(new, judged=f"values: {why}")
+
     def new_step(self) -> None:
+        """A new step: each gate must pass again, and evidence on counts starts anew
+        (the weight, and so each version's share of the requests, has changed)."""
         self.gates = [gate_logic.new_step(g) for g in self.gates]
+        self.count_states = [gate_logic.start_counts(g.spec) for g in self.gates]
 
     def forgive_inconclusive(self) -> None:
         """Give missing data a fresh allowance; failures keep counting."""

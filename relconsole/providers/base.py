@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from relconsole.clock import Clock
-from relconsole.model import Flag, MetricPair, MetricSpec, ReleasePlan, TrafficState
+from relconsole.model import (
+    CounterPair,
+    Flag,
+    MetricPair,
+    MetricSpec,
+    ReleasePlan,
+    TrafficState,
+)
 
 
 class ProviderError(Exception):
@@ -39,6 +46,32 @@ class MetricsProvider(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class CounterReader(Protocol):
+    """What a metrics provider may add: the raw counters of metrics judged on counts.
+
+    Optional: a provider without it has every metric judged on values (`reads_counters`).
+    """
+
+    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+        """Each count metric's (`MetricSpec.counts`) cumulative counters, per version.
+
+        Never raises for bad data: a version that could not be read has a `CounterSet`
+        with `error`; an events selector with no series yet is an empty mapping.
+        """
+        ...
+
+
+def reads_counters(provider: object) -> bool:
+    """Whether a metrics provider can read raw counters (`CounterReader`).
+
+    A wrapper that always has the method (the watch-only facade) says with
+    `counters_supported` whether what it wraps has it.
+    """
+    return callable(getattr(provider, "sample_counters", None)) and bool(
+        getattr(provider, "counters_supported", True))
 
 
 @runtime_checkable

@@ -3,7 +3,9 @@
 Each poll sends one instant query per metric and version (canary, baseline), all at
 once, each in a worker thread of the provider's own pool: the client is requests-based
 and blocking, and a slow Prometheus must never freeze the console. On attach, one range
-query per metric and version fills the sparklines.
+query per metric and version fills the sparklines. A metric judged on counts is also
+read raw (`sample_counters`): one instant query per counter selector and version, every
+series' value as it is, for the engine to take increments of (`engine.counts`).
 
 Safety rule 1 lives at this edge too: an empty result, NaN, ±Inf, several series where
 one was expected, an error answer or an unreachable server each become a `Reading` with
@@ -28,7 +30,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from relconsole.clock import Clock
-from relconsole.model import MetricPair, MetricSpec, Reading, Role
+from relconsole.model import (
+    CounterPair,
+    CounterSet,
+    MetricPair,
+    MetricSpec,
+    Reading,
+    Role,
+    series_key,
+)
 from relconsole.placeholders import VERSION as PLACEHOLDER
 from relconsole.placeholders import expand_query
 from relconsole.providers._settings import Settings, kind_of
@@ -272,6 +282,32 @@ def parse_range(
     return out
 
 
+def parse_counters(result: Any) -> tuple[dict[str, float], str | None]:
+    """`data.result` of a raw selector -> each series' value keyed by its labels.
+
+    An empty vector is an empty mapping, not an error: a labelled counter child (the
+    5xx one, say) does not exist until its first increment.
+    """
+    if not isinstance(result, list):
+        return {}, "unexpected answer from Prometheus (result is not a list)"
+    out: dict[str, float] = {}
+    for series in result:
+        if not isinstance(series, dict) or not isinstance(series.get("metric"), dict):
+            return {}, "unexpected answer from Prometheus (not a vector of series)"
+        pair = series.get("value")
+        if not isinstance(pair, list) or len(pair) != 2:
+            if "values" in series:
+                return {}, "the selector returned a range vector; write it without [window]"
+            return {}, "unexpected answer from Prometheus (sample is not [time, value])"
+        value, problem = parse_number(pair[1])
+        if problem is not None or value is None:
+            return {}, f"counter {problem}"
+        if value < 0:
+            return {}, "counter is negative (is the selector a gauge?)"
+        out[series_key(series["metric"])] = value
+    return out, None
+
+
 def explain_status(status: int, body: bytes, url: str) -> str:
     """An error answer (4xx/5xx) in words; Prometheus puts the reason in JSON `error`."""
     detail = ""
@@ -426,12 +462,14 @@ class PrometheusMetrics:
         except (KeyError, TypeError, IndexError):
             return None, f"{NAME}: unexpected answer (no data.result)"
 
-    def _instant_blocking(self, query: str) -> tuple[Any, str | None]:
+    def _instant_blocking(self, query: str, at: float | None = None) -> tuple[Any, str | None]:
         # In whole milliseconds: Prometheus parses "800ms" but refuses "0.8s" (bad_data),
         # which would fail every query of a config whose timeout is not whole seconds.
         timeout = f"{max(1, round(self.settings.timeout * 1000))}ms"
-        return self._blocking(lambda: self._client.custom_query(
-            query, params={"timeout": timeout}))
+        params = {"timeout": timeout}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        return self._blocking(lambda: self._client.custom_query(query, params=params))
 
     def _range_blocking(self, query: str, start: float, end: float,
                         step: float) -> tuple[Any, str | None]:
@@ -474,6 +512,46 @@ class PrometheusMetrics:
             m.name: MetricPair(canary=readings[2 * i], baseline=readings[2 * i + 1])
             for i, m in enumerate(metrics)
         }
+
+    async def _counters(self, selector: str, version: str,
+                        at: float) -> tuple[dict[str, float], str | None]:
+        result, problem = await self._in_thread(
+            self._instant_blocking, render(selector, version), at)
+        if problem is not None:
+            return {}, self._clean(problem)
+        values, problem = parse_counters(result)
+        return values, None if problem is None else self._clean(f"{NAME}: {problem}")
+
+    async def _counter_set(self, metric: MetricSpec, role: Role, at: float) -> CounterSet:
+        source = metric.counts
+        assert source is not None
+        version = self.versions[role]
+        if not version:
+            return CounterSet({}, {}, self.clock.now(),
+                              f"no {role.value} version configured (versions.{role.value})")
+        events_selector = source.buckets if source.histogram else source.events
+        total_selector = source.count if source.histogram else source.total
+        (events, problem), (total, total_problem) = await asyncio.gather(
+            self._counters(events_selector, version, at),
+            self._counters(total_selector, version, at))
+        now = self.clock.now()
+        error = problem or total_problem
+        if error is not None:
+            return CounterSet({}, {}, now, error)
+        return CounterSet(events, total, now)
+
+    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+        """The raw counters of every count metric, per version: one query per selector.
+
+        Every query of a poll is evaluated at the same instant, so a version's events
+        and requests come from the same scrapes.
+        """
+        counted = [m for m in metrics if m.counts is not None]
+        at = time.time()  # Prometheus's time, not the injected clock's
+        sets = await asyncio.gather(*(self._counter_set(m, role, at) for m in counted
+                                      for role in (Role.CANARY, Role.BASELINE)))
+        return {m.name: CounterPair(canary=sets[2 * i], baseline=sets[2 * i + 1])
+                for i, m in enumerate(counted)}
 
     async def _range(self, metric: MetricSpec, role: Role, start: float, end: float,
                      step: float, times: list[float]) -> list[Reading]:

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relconsole.model import Flag, MetricPair, MetricSpec, TrafficState
-from relconsole.providers.base import FlagProvider, MetricsProvider, ReadOnlyError, TrafficProvider
+from relconsole.model import CounterPair, Flag, MetricPair, MetricSpec, TrafficState
+from relconsole.providers.base import (
+    FlagProvider,
+    MetricsProvider,
+    ReadOnlyError,
+    TrafficProvider,
+    reads_counters,
+)
 
 
 def _refuse(what: str) -> ReadOnlyError:
@@ -21,9 +27,15 @@ class ReadOnlyMetrics:
     def __init__(self, inner: MetricsProvider) -> None:
         self._inner = inner
         self.name = inner.name
+        self.counters_supported = reads_counters(inner)
 
     async def sample(self, metrics: Sequence[MetricSpec]) -> dict[str, MetricPair]:
         return await self._inner.sample(metrics)
+
+    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+        if not self.counters_supported:
+            return {}
+        return await self._inner.sample_counters(metrics)  # type: ignore[attr-defined]
 
     async def history(
         self, metrics: Sequence[MetricSpec], seconds: float, step: float

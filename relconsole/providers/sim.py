@@ -8,16 +8,20 @@ and the benchmarks. Values respond to the canary's weight and to the scenario.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from relconsole.clock import Clock
 from relconsole.model import (
+    CounterPair,
+    CounterSet,
     Flag,
     FlagKind,
     MetricPair,
@@ -26,6 +30,7 @@ from relconsole.model import (
     Role,
     ServerHealth,
     TrafficState,
+    series_key,
 )
 from relconsole.providers.base import BuildContext, ProviderError
 
@@ -226,12 +231,72 @@ class SimWorld:
             raise ProviderError(f"sim traffic: {what} failed: connection reset by peer")
 
 
+# Counters (`SimMetrics.sample_counters`): requests per second over both versions,
+# histogram buckets fine around the p99 (as a tuned service has them), and the spread
+# of a lognormal latency.
+REQUEST_RATE = 400.0
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4,
+           0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+LATENCY_SIGMA = 0.6
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw: exact (Knuth) for small means, normal beyond."""
+    if mean <= 0:
+        return 0
+    if mean < 30:
+        limit, k, product = math.exp(-mean), 0, rng.random()
+        while product > limit:
+            k += 1
+            product *= rng.random()
+        return k
+    return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+
+
+def _binomial(rng: random.Random, n: int, p: float) -> int:
+    """A binomial draw: exact for few trials, Poisson or normal approximations beyond."""
+    if n <= 0 or p <= 0:
+        return 0
+    if p >= 1:
+        return n
+    if n < 60:
+        return sum(rng.random() < p for _ in range(n))
+    if n * p < 15:
+        return min(n, _poisson(rng, n * p))
+    if n * (1 - p) < 15:
+        return n - min(n, _poisson(rng, n * (1 - p)))
+    sd = math.sqrt(n * p * (1 - p))
+    return min(n, max(0, round(rng.gauss(n * p, sd))))
+
+
+@dataclass
+class _Counters:
+    """One version's cumulative counters of one metric, as a service would export them."""
+
+    requests: dict[str, int] = field(default_factory=dict)  # code -> count
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    at: float | None = None
+
+
+@dataclass(frozen=True)
+class CounterOptions:
+    """The metrics block's counter settings (`lazy_errors`, `request_rate`, `restart_at`)."""
+
+    lazy_errors: bool = True  # the 5xx series appears at the first error, as client libraries do
+    request_rate: float = REQUEST_RATE  # requests per second over both versions
+    restart_at: float | None = None  # seconds after the start: the canary restarts (a reset)
+
+
 class SimMetrics:
     name = "sim"
 
-    def __init__(self, world: SimWorld) -> None:
+    def __init__(self, world: SimWorld, options: CounterOptions | None = None) -> None:
         self.world = world
         self.sample_calls = 0
+        self.options = options or CounterOptions()
+        self.counter_calls = 0
+        self._counters: dict[tuple[str, Role], _Counters] = {}
+        self._restarted = False
 
     async def sample(self, metrics: Sequence[MetricSpec]) -> dict[str, MetricPair]:
         self.sample_calls += 1
@@ -268,6 +333,105 @@ class SimMetrics:
 
     async def close(self) -> None:
         return None
+
+    # -- counters
+
+    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+        """Cumulative counters drawn from the same error rates and latencies as `sample`.
+
+        Each call adds the requests of the time since the last one (Poisson, at the
+        version's share of `request_rate`), the errors among them (binomial at the
+        scenario's error rate) and, for a histogram, their latencies (lognormal with the
+        scenario's quantile), from generators seeded by the seed and the call number.
+        """
+        self.counter_calls += 1
+        self.world.refresh()
+        now = self.world.clock.now()
+        weight = self.world.weight
+        restart = (self.options.restart_at is not None and not self._restarted
+                   and now - self.world.started >= self.options.restart_at)
+        if restart:
+            self._restarted = True
+            for (_, role), counters in self._counters.items():
+                if role is Role.CANARY:
+                    counters.requests.clear()
+                    counters.buckets = [0] * (len(BUCKETS) + 1)
+        out: dict[str, CounterPair] = {}
+        for m in metrics:
+            if m.counts is None:
+                continue
+            out[m.name] = CounterPair(
+                canary=self._counter_set(m, Role.CANARY, now, weight),
+                baseline=self._counter_set(m, Role.BASELINE, now, weight))
+        return out
+
+    def _counter_set(self, metric: MetricSpec, role: Role, now: float,
+                     weight: int) -> CounterSet:
+        source = metric.counts
+        assert source is not None
+        counters = self._counters.setdefault((metric.name, role), _Counters())
+        first = counters.at is None
+        elapsed = 0.0 if counters.at is None else max(0.0, now - counters.at)
+        counters.at = now
+        share = weight if role is Role.CANARY else 100 - weight
+        if share > 0:
+            reading = self.world.value(metric.name, role, now, weight)
+            if not reading.usable or reading.value is None:
+                return CounterSet({}, {}, now, f"sim: {reading.problem}")
+            rng = self.world._noise("counters", metric.name, role.value, self.counter_calls)
+            requests = _poisson(rng, self.options.request_rate * share / 100 * elapsed)
+            if first and role is Role.BASELINE:
+                requests += 10_000  # a stable version that has served for a while
+            if source.histogram:
+                self._observe_latencies(counters, rng, requests, reading.value,
+                                        source.quantile or 0.99)
+            else:
+                errors = _binomial(rng, requests, min(1.0, max(0.0, reading.value)))
+                self._add(counters, "200", requests - errors)
+                self._add(counters, "500", errors)
+        labels = {"version": role.value}
+        if source.histogram:
+            if not counters.requests:
+                return CounterSet({}, {}, now)
+            total = sum(counters.buckets)
+            events = {}
+            running = 0
+            for le, count in zip((*BUCKETS, math.inf), counters.buckets, strict=True):
+                running += count
+                bound = "+Inf" if math.isinf(le) else f"{le:g}"
+                events[series_key({**labels, "le": bound})] = float(running)
+            return CounterSet(events, {series_key(labels): float(total)}, now)
+        if not self.options.lazy_errors and counters.requests:
+            counters.requests.setdefault("500", 0)
+        total_map = {series_key({**labels, "code": code}): float(n)
+                     for code, n in counters.requests.items()}
+        events_map = {series_key({**labels, "code": code}): float(n)
+                      for code, n in counters.requests.items() if code.startswith("5")}
+        return CounterSet(events_map, total_map, now)
+
+    @staticmethod
+    def _add(counters: _Counters, code: str, n: int) -> None:
+        # A labelled child exists from its first increment on, as in client libraries.
+        if n > 0 or code in counters.requests:
+            counters.requests[code] = counters.requests.get(code, 0) + n
+
+    @staticmethod
+    def _observe_latencies(counters: _Counters, rng: random.Random, requests: int,
+                           quantile_value: float, quantile: float) -> None:
+        if requests <= 0 or quantile_value <= 0:
+            return
+        median = math.log(quantile_value) - NormalDist().inv_cdf(quantile) * LATENCY_SIGMA
+        left = requests
+        below = 0.0
+        for i, le in enumerate(BUCKETS):
+            share = NormalDist(median, LATENCY_SIGMA).cdf(math.log(le))
+            p = (share - below) / (1.0 - below) if below < 1.0 else 0.0
+            n = _binomial(rng, left, p)
+            counters.buckets[i] += n
+            left -= n
+            below = share
+        counters.buckets[-1] += left
+        counters.requests["all"] = counters.requests.get("all", 0) + requests
 
 
 class SimTraffic:
@@ -380,8 +544,29 @@ def world_for(settings: dict[str, Any], ctx: BuildContext) -> SimWorld:
     return world
 
 
+COUNTER_SETTINGS = ("lazy_errors", "request_rate", "restart_at")
+
+
+def _counter_options(settings: dict[str, Any]) -> CounterOptions:
+    lazy = settings.get("lazy_errors", True)
+    if not isinstance(lazy, bool):
+        raise ProviderError("sim: lazy_errors must be true or false")
+    rate = settings.get("request_rate", REQUEST_RATE)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (
+            math.isfinite(rate) and rate > 0):
+        raise ProviderError("sim: request_rate must be a positive number (requests per second)")
+    restart = settings.get("restart_at")
+    if restart is not None and (isinstance(restart, bool) or not isinstance(restart, (int, float))
+                                or not math.isfinite(restart) or restart < 0):
+        raise ProviderError("sim: restart_at must be a number of seconds")
+    return CounterOptions(lazy_errors=lazy, request_rate=float(rate),
+                          restart_at=None if restart is None else float(restart))
+
+
 def build_metrics(settings: dict[str, Any], ctx: BuildContext) -> SimMetrics:
-    return SimMetrics(world_for(settings, ctx))
+    options = _counter_options(settings)
+    world_settings = {k: v for k, v in settings.items() if k not in COUNTER_SETTINGS}
+    return SimMetrics(world_for(world_settings, ctx), options)
 
 
 def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> SimTraffic:

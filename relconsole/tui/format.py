@@ -16,8 +16,9 @@ from relconsole.units import limit as compact
 from relconsole.units import value as metric
 
 __all__ = [
-    "MISSING", "age", "clock", "compact", "delta", "duration", "finite", "metric",
-    "millis", "percent", "ratio", "threshold", "weight",
+    "MISSING", "age", "clock", "compact", "count", "counts", "delta", "duration",
+    "evidence_bar", "finite", "interval", "metric", "millis", "percent", "ratio",
+    "threshold", "weight",
 ]
 
 
@@ -58,3 +59,52 @@ def age(seconds: float | None) -> str:
     if seconds >= 60:
         return f"{int(seconds // 60)}m"
     return "<1m"
+
+
+def count(n: float | None) -> str:
+    """A count of requests or events, short: '12', '4.1k', '81k', '1.2M'."""
+    if not finite(n):
+        return MISSING
+    if n < 1000:
+        return f"{n:.0f}"
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.1f}M"
+
+
+def counts(events: float, total: float) -> str:
+    """Events among requests: '12/4.1k'."""
+    return f"{count(events)}/{count(total)}"
+
+
+def interval(low: float | None, high: float | None) -> str:
+    """A rate's interval as percent, the unit once: '0.13–0.60 %'."""
+    if not finite(low) or not finite(high):
+        return MISSING
+    return f"{percent(low).removesuffix(' %')}–{percent(high)}"
+
+
+BAR_HALF = 4  # cells on each side of the bar's middle
+BAR_FILL = "■"
+BAR_EMPTY = "·"
+
+
+def _progress(e_value: float, alpha: float) -> float:
+    """How far an e-value is towards 1/alpha on a log scale, 0..1 (1 and below is 0)."""
+    if not finite(e_value) and e_value != math.inf:
+        return 0.0
+    if e_value <= 1:
+        return 0.0
+    return min(1.0, math.log(e_value) / math.log(1 / alpha))
+
+
+def evidence_bar(pass_e: float, fail_e: float, alpha: float) -> tuple[str, str, str, str, str]:
+    """A small bar from "needs data" (the middle) out to "pass" (left, ✔) and "fail"
+    (right, ✘): each side fills, in characters, as its e-value climbs towards 1/alpha on
+    a log scale, so it reads without colour. (✔, pass side, middle, fail side, ✘)."""
+    left = round(_progress(pass_e, alpha) * BAR_HALF)
+    right = round(_progress(fail_e, alpha) * BAR_HALF)
+    return ("✔", BAR_EMPTY * (BAR_HALF - left) + BAR_FILL * left, "│",
+            BAR_FILL * right + BAR_EMPTY * (BAR_HALF - right), "✘")

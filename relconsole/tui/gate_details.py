@@ -73,6 +73,11 @@ def gate_rows(snapshot: Snapshot, gate: GateStatus) -> list[Row]:
                     f"{spec.failure_limit}) · polls without data: "
                     f"{gate.consecutive_inconclusive} (pauses at {spec.inconclusive_limit})")),
     ]
+    rows += evidence_rows(gate)
+    if spec.is_health:
+        rows.append((2, Content(f"judged on the traffic provider's {spec.health} servers "
+                                "(up/down, read every poll)")))
+        return rows
     metric = _metric(snapshot, spec.metric)
     url = metric_dashboard(plan, metric) if metric is not None else ""
     if url:
@@ -89,6 +94,31 @@ def gate_rows(snapshot: Snapshot, gate: GateStatus) -> list[Row]:
         (2, Content(f"query sent for the baseline ({plan.baseline_version or 'not set'}):")),
         (4, Content.styled(baseline, QUERY_STYLE)),
     ]
+    return rows
+
+
+def evidence_rows(gate: GateStatus) -> list[Row]:
+    """How the gate judges, and for a gate on counts the full statistic behind it."""
+    ev = gate.evidence
+    if ev is None:
+        return [(2, Content(f"judged on {gate.judged}"))] if gate.judged else []
+    confidence = f"{(1 - ev.alpha) * 100:g} %"
+    target = 1 / ev.alpha
+    rows: list[Row] = [
+        (2, Content("judged on counts, in this step: "
+                    f"canary {ev.canary_events:g} of {ev.canary_total:g} requests "
+                    f"({units.percent(ev.estimate)}) · baseline {ev.baseline_events:g} of "
+                    f"{ev.baseline_total:g} ({units.percent(ev.baseline_rate)})")),
+        (2, Content(f"canary rate {units.percent(ev.estimate)}, interval "
+                    f"{fmt.interval(ev.low, ev.high)} (Wilson, {confidence}; for reading, "
+                    "the decision is the e-values')")),
+        (2, Content(f"e-value against the limits: {ev.e_value:.3g} (FAIL at {target:g} = "
+                    f"1/alpha, alpha {ev.alpha:g}, anytime-valid) · for the limits "
+                    f"holding: {ev.pass_e_value:.3g} (PASS at {target:g})")),
+    ]
+    if ev.needs is not None:
+        rows.append((2, Content(f"needs: about {fmt.count(ev.needs)} more canary requests "
+                                "before it could pass")))
     return rows
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from relconsole.model import actor_text
-from relconsole.units import value
+from relconsole.units import percent, value
 
 
 def _local(rec: dict[str, Any]) -> datetime | None:
@@ -77,7 +77,38 @@ def _gate(name: str, g: dict[str, Any]) -> str:
         text += ": " + ", ".join(values)
     if g.get("threshold"):
         text += f" ({g['threshold']})"
+    evidence = g.get("evidence")
+    if isinstance(evidence, dict):
+        text += "; " + _evidence(evidence)
     return text
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _evidence(e: dict[str, Any]) -> str:
+    """A count gate's statistic, enough to check the decision by hand: 'on counts:
+    canary 12/4100, baseline 230/81000, canary 0.29 % (0.13–0.60 %), e-value 312 vs
+    1/alpha 100 (alpha 0.01)'."""
+    def pair(events: str, total: str) -> str:
+        ev, tot = _num(e.get(events)), _num(e.get(total))
+        return f"{ev:g}/{tot:g}" if ev is not None and tot is not None else "—"
+
+    parts = [f"on counts: canary {pair('canary_events', 'canary_total')}, "
+             f"baseline {pair('baseline_events', 'baseline_total')}"]
+    est, low, high = (_num(e.get(k)) for k in ("estimate", "low", "high"))
+    if est is not None:
+        interval = (f" ({percent(low)}–{percent(high)})"
+                    if low is not None and high is not None else "")
+        parts.append(f"canary {percent(est)}{interval}")
+    alpha, e_value = _num(e.get("alpha")), _num(e.get("e_value"))
+    if e_value is not None and alpha:
+        parts.append(f"e-value {e_value:.3g} vs 1/alpha {1 / alpha:g} (alpha {alpha:g})")
+    pass_e = _num(e.get("pass_e_value"))
+    if pass_e is not None:
+        parts.append(f"pass e-value {pass_e:.3g}")
+    return ", ".join(parts)
 
 
 def _details(data: Any) -> str:

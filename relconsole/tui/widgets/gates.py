@@ -29,11 +29,20 @@ from relconsole.tui.widgets.table import Column, FittedTable
 COLUMNS = (
     Column("gate", "gate", required=True),
     Column("verdict", "verdict", required=True),
-    Column("canary", "canary"),
-    Column("baseline", "baseline"),
-    Column("threshold", "threshold"),
-    Column("fails", "fails"),
+    # Gates judged on counts: the evidence bar first (it is the answer), the canary's
+    # rate and this step's counts next (at 80 columns the threshold and the baseline's
+    # value give way to them; `g` shows everything), the interval last.
+    Column("evidence", "evidence", rank=0),
+    Column("canary", "canary", rank=1),
+    Column("counts", "counts c vs b", rank=2),
+    Column("interval", "interval", rank=6),
+    Column("baseline", "baseline", rank=3),
+    Column("threshold", "threshold", rank=4),
+    Column("fails", "fails", rank=5),
 )
+# Shown only while some gate is judged on counts: a release judged on values alone
+# keeps the table it always had.
+COUNT_COLUMNS = frozenset({"evidence", "counts", "interval"})
 
 VERDICT_LABEL = {
     Verdict.PASS: "✔ PASS",
@@ -121,7 +130,10 @@ def reason_line(gate: GateStatus) -> str:
     so the screen says what the journal and the headless log say. A counter past its
     limit is said as a count, never as '30/5'.
     """
-    if gate.verdict is Verdict.INCONCLUSIVE:
+    if gate.verdict is Verdict.INCONCLUSIVE and gate.evidence is not None and not (
+            gate.consecutive_inconclusive):
+        counted = ""  # it needs more data, and says how much: not "no data"
+    elif gate.verdict is Verdict.INCONCLUSIVE:
         n, limit = gate.consecutive_inconclusive, gate.spec.inconclusive_limit
         counted = f"{n}/{limit} polls without data" if n < limit else f"no data for {n} polls"
     else:
@@ -141,7 +153,20 @@ class GatesTable(FittedTable):
         "gates--fail",
         "gates--inconclusive",
         "gates--old",
+        "gates--bar-fail",
     }
+
+    counts_shown = False  # some gate is judged on counts: show the count columns
+
+    def fit(self, width: int) -> tuple[tuple[str, int], ...]:
+        if self.counts_shown:
+            return super().fit(width)
+        full = self.spec
+        self.spec = tuple(c for c in full if c.key not in COUNT_COLUMNS)
+        try:
+            return super().fit(width)
+        finally:
+            self.spec = full
 
     DEFAULT_CSS = """
     GatesTable {
@@ -150,6 +175,7 @@ class GatesTable(FittedTable):
         & > .gates--fail { color: $text-error; text-style: bold reverse; }
         & > .gates--inconclusive { color: $text-warning; text-style: bold; }
         & > .gates--old { color: $text-muted; text-style: dim; }
+        & > .gates--bar-fail { color: $text-error; }
     }
     """
 
@@ -200,6 +226,7 @@ class GatesPanel(Panel):
         gates = shown_gates(snapshot)
         # Values read before the metrics provider went dark are old: dimmed, not live.
         old = at_rollback(snapshot) is None and snapshot.old("metrics") is not None
+        table.counts_shown = any(g.evidence is not None for g in gates)
         table.sync({gate.name: self._cells(snapshot, table, gate, old) for gate in gates})
         # Without canary traffic "no data" is expected; only failures need explaining.
         explain = [
@@ -252,9 +279,34 @@ class GatesPanel(Panel):
         return {
             "gate": Text(gate.name),
             "verdict": Text(VERDICT_LABEL[gate.verdict], style=style),
+            **self._evidence_cells(table, gate, value_style),
             "canary": Text(fmt.metric(gate.canary, unit), style=value_style, justify="right"),
             "baseline": Text(fmt.metric(gate.baseline, unit), style=value_style,
                              justify="right"),
             "threshold": Text(fmt.threshold(gate.spec, unit)),
             "fails": fails,
+        }
+
+    @staticmethod
+    def _evidence_cells(table: GatesTable, gate: GateStatus, value_style: Any
+                        ) -> dict[str, Any]:
+        """The bar, this step's counts and the interval of a gate judged on counts; a
+        gate judged on values says so in the bar's place."""
+        ev = gate.evidence
+        if ev is None:
+            label = "values" if gate.judged.startswith("values") else ""
+            muted = table.get_component_rich_style("gates--old", partial=True)
+            return {"evidence": Text(label, style=muted), "counts": Text(""),
+                    "interval": Text("")}
+        good = table.get_component_rich_style("gates--pass", partial=True)
+        bad = table.get_component_rich_style("gates--bar-fail", partial=True)
+        tick, left, middle, right, cross = fmt.evidence_bar(ev.pass_e_value, ev.e_value,
+                                                            ev.alpha)
+        bar = Text.assemble((tick, good), (left, good), middle, (right, bad), (cross, bad))
+        shown = (f"{fmt.counts(ev.canary_events, ev.canary_total)} vs "
+                 f"{fmt.counts(ev.baseline_events, ev.baseline_total)}")
+        return {
+            "evidence": bar,
+            "counts": Text(shown, style=value_style),
+            "interval": Text(fmt.interval(ev.low, ev.high), style=value_style),
         }
