@@ -172,6 +172,7 @@ class CountState:
     evidence: evidence.Evidence
     folded_at: float | None = None  # the `at` of the last CountPair folded in
     traffic_seen: bool = False  # the canary has had a request in this step
+    last_request_at: float | None = None  # the last poll that brought the canary a request
 
 
 def start_counts(spec: GateSpec) -> CountState:
@@ -222,7 +223,9 @@ def update_counts(
         return previous, state  # the same increments again: nothing new to judge
     ev = evidence.fold(state.evidence, pair.canary, pair.baseline)
     seen = state.traffic_seen or pair.canary.total > 0
-    state = CountState(evidence=ev, folded_at=pair.at, traffic_seen=seen)
+    last_request = pair.at if pair.canary.total > 0 else state.last_request_at
+    state = CountState(evidence=ev, folded_at=pair.at, traffic_seen=seen,
+                       last_request_at=last_request)
     j = evidence.judge(ev)
     failures, inconclusive = previous.consecutive_failures, 0
     passed = previous.passed_this_step
@@ -233,12 +236,16 @@ def update_counts(
         failures, passed = 0, True
     else:
         failures = 0  # the e-value fell back below 1/alpha: no longer failing
-        if not seen or pair.canary.total <= 0:
-            # A canary that stops getting requests mid-step is no evidence either: polls
-            # without a canary request in a row pause the release, as missing values do.
+        quiet = last_request is not None and now - last_request > stale_after
+        if not seen or quiet:
+            # A canary that stops getting requests mid-step is no evidence either: once
+            # none has come for longer than `stale_after` the polls count as no data and
+            # pause the release, as missing values do. Measured in time, not polls: a
+            # console polling faster than Prometheus scrapes sees counters that did not
+            # move between two polls of a healthy canary.
             inconclusive = previous.consecutive_inconclusive + 1
-            if pair.canary.total <= 0:
-                reason = f"no canary request in this poll; {reason}"
+            if quiet and last_request is not None:
+                reason = f"no canary request since {clock_text(last_request)}; {reason}"
     status = dataclasses.replace(
         previous, verdict=j.verdict, reason=reason, canary=j.canary_rate,
         baseline=j.baseline_rate, consecutive_failures=failures,
