@@ -314,6 +314,13 @@ class GateStatus:
     def tripped(self) -> bool:
         return self.consecutive_failures >= self.spec.failure_limit
 
+    @property
+    def needs_more_data(self) -> bool:
+        """Judged on counts, traffic flowing, no breach shown, not enough shown healthy
+        yet: the bake's state, not "no data" (which counts toward inconclusive_limit)."""
+        return (self.verdict is Verdict.INCONCLUSIVE and self.evidence is not None
+                and self.consecutive_inconclusive == 0)
+
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
             "gate": self.name,

@@ -56,6 +56,22 @@ async def test_prometheus_reads_every_series_raw_and_an_empty_5xx_is_no_error(
     await prom.close()
 
 
+async def test_prometheus_reads_the_counters_as_they_stood_a_while_ago(
+        fake: FakePrometheus) -> None:  # noqa: F811
+    """An attach mid-step takes the step's start as its starting point: Prometheus
+    evaluates the selectors at that instant (its `time` parameter), not now."""
+    import time
+
+    fake.answer = lambda path, q: (200, series(({"code": "200"}, "10")))
+    prom = provider(fake.url)
+    before = time.time()
+    await prom.sample_counters([ERRORS], ago=90)
+    asked = {float(r["query"]["time"]) for r in fake.requests}
+    assert len(asked) == 1
+    assert before - 91 <= asked.pop() <= time.time() - 89
+    await prom.close()
+
+
 async def test_prometheus_errors_are_the_counter_sets_error(fake: FakePrometheus) -> None:  # noqa: F811
     fake.answer = lambda path, q: (200, series(({"code": "200"}, "NaN")))
     prom = provider(fake.url)

@@ -30,6 +30,9 @@ def fast_config(tmp_path: Path, scenario: str = "healthy") -> Path:
         {"weight": 100},
     ]
     data["providers"]["metrics"]["scenario"] = scenario
+    # A busy service: the error gate is judged on counts, and at 1 % of the default
+    # 400 req/s showing it healthy takes minutes, not the seconds these runs have.
+    data["providers"]["metrics"]["request_rate"] = 100_000
     path = tmp_path / "relconsole.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -164,15 +167,24 @@ print(json.dumps({"canary_weight": weight}))
 
 
 class BadCanaryPrometheus:
-    """A Prometheus API on loopback: the canary (2.3.0) errs at 5%, the baseline at 0.2%."""
+    """A Prometheus API on loopback: the canary (2.3.0) errs at 5%, the baseline at 0.2%,
+    as ratios for a rate() query and as growing counters for a raw selector."""
 
     def __init__(self) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import parse_qs, urlsplit
 
-        def value(query: str) -> str:
-            return "0.05" if 'version="2.3.0"' in query else "0.002"
+        born = time.time() - 600  # the service has run for ten minutes
+
+        def value(query: str, at: float) -> str:
+            ratio = 0.05 if 'version="2.3.0"' in query else 0.002
+            if "rate(" in query:
+                return str(ratio)
+            # A raw counter selector (the error gate is judged on counts): each version
+            # serves 100 requests a second, this share of them 5xx.
+            requests = 100.0 * max(0.0, at - born)
+            return str(requests * ratio if 'code=~"5.."' in query else requests)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -187,13 +199,14 @@ class BadCanaryPrometheus:
                 if url.path.endswith("/query_range"):
                     start, end = float(q["start"]), float(q["end"])
                     step = max(float(q.get("step", "1")), 1.0)
-                    points = [[start + i * step, value(q["query"])]
+                    points = [[start + i * step, value(q["query"], start + i * step)]
                               for i in range(int((end - start) / step) + 1)]
                     data = {"resultType": "matrix",
                             "result": [{"metric": {}, "values": points}]}
                 else:
+                    at = float(q.get("time", now))
                     data = {"resultType": "vector",
-                            "result": [{"metric": {}, "value": [now, value(q["query"])]}]}
+                            "result": [{"metric": {}, "value": [at, value(q["query"], at)]}]}
                 body = json.dumps({"status": "success", "data": data}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -75,7 +75,7 @@ class CountingMetrics:
     async def close(self) -> None:
         return None
 
-    async def sample_counters(self, metrics):
+    async def sample_counters(self, metrics, *, ago=0.0):
         now = self.session.engine.clock.now()
         elapsed = 0.0 if self.at is None else now - self.at
         self.at = now

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.test_crash_and_signals import fast_config
 
@@ -112,8 +113,19 @@ def test_one_shot_commands_say_nothing_when_their_reader_is_gone(tmp_path, comma
 # -- item 5: one-shot advance inside a bake ------------------------------------------------
 
 
+def busy_example(tmp_path: Path) -> tuple[str, str]:
+    """The example release with ten times its simulated traffic: its error gate is judged
+    on counts, and a one-shot command a second into a step must find canary requests
+    in it (at 1 % of the default 400 req/s, one second can bring none)."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["providers"]["metrics"]["request_rate"] = 4000
+    path = tmp_path / "relconsole.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return "-c", str(path)
+
+
 def test_one_shot_advance_inside_a_bake_refuses_unless_told_to_skip_it(tmp_path):
-    state, cfg = tmp_path / "state", ("-c", str(EXAMPLE))
+    state, cfg = tmp_path / "state", busy_example(tmp_path)
     assert relconsole(state, "advance", *cfg, "--reason", "start").returncode == 0  # → 1 %
 
     refused = relconsole(state, "advance", *cfg)
@@ -138,7 +150,7 @@ def test_one_shot_advance_inside_a_bake_refuses_unless_told_to_skip_it(tmp_path)
 
 def test_one_shot_advance_to_the_last_step_inside_its_bake_is_refused_too(tmp_path):
     """26 s of bake left at the last-but-one step went straight to 100 %."""
-    state, cfg = tmp_path / "state", ("-c", str(EXAMPLE))
+    state, cfg = tmp_path / "state", busy_example(tmp_path)
     assert relconsole(state, "advance", *cfg, "--reason", "start").returncode == 0
     for reason in ("to 10", "to 50"):
         result = relconsole(state, "advance", *cfg, "--skip-bake", "--reason", reason)

@@ -150,3 +150,61 @@ def test_never_a_step_on_missing_or_bad_data(
         assert state.rolling_back
     if state.phase.terminal:
         assert decision == policy.Hold()
+
+
+# -- manual advances while a count gate still needs data (issue 11) -----------------------
+
+
+def short_of_data(*, inconclusive: int = 0) -> GateStatus:
+    """A gate judged on counts that shows no breach, and not enough health yet."""
+    from relconsole.model import GateEvidence
+
+    spec = GateSpec(metric="error_rate", max=0.01, failure_limit=2, inconclusive_limit=3)
+    evidence = GateEvidence(canary_events=0, canary_total=40, baseline_events=90,
+                            baseline_total=9000, alpha=0.01, e_value=0.2, pass_e_value=3.0,
+                            needs=300)
+    return GateStatus(spec, Verdict.INCONCLUSIVE,
+                      "needs ~300 more canary requests: canary 0.0 %", None, None, 0,
+                      inconclusive, False, judged="counts", evidence=evidence)
+
+
+def test_needing_more_data_is_not_no_data_but_still_holds_the_engine() -> None:
+    assert short_of_data().needs_more_data
+    assert not short_of_data(inconclusive=1).needs_more_data  # no canary request: no data
+    assert not gate(Verdict.INCONCLUSIVE, inconclusive=1).needs_more_data  # values
+    assert decide(baked(), [short_of_data()]) == policy.Hold()
+
+
+def refusal(gates, *, step_index=1, skip_bake=False, reason="", bake_elapsed=61.0):
+    state = baked(step_index)
+    state.bake_elapsed = bake_elapsed
+    return policy.advance_refusal(state, gates, STEPS, None, skip_bake=skip_bake,
+                                  reason=reason)
+
+
+def test_an_advance_on_less_evidence_must_be_asked_for_with_a_reason() -> None:
+    said = refusal([short_of_data()])
+    assert said is not None and said.startswith(
+        "advance refused: gate error_rate needs more data (needs ~300 more canary")
+    assert "--skip-bake --reason TEXT" in said
+    assert "needs a reason" in (refusal([short_of_data()], skip_bake=True) or "")
+    assert refusal([short_of_data()], skip_bake=True, reason="window closes") is None
+
+
+def test_inside_a_bake_the_bake_is_the_reason_given_first() -> None:
+    said = refusal([short_of_data()], bake_elapsed=10)
+    assert said is not None and "the canary has baked 10s of 1m00s" in said
+
+
+def test_no_data_and_failures_are_never_overridden_by_skip_bake() -> None:
+    no_data = refusal([short_of_data(inconclusive=1)], skip_bake=True, reason="x")
+    assert no_data is not None and "is inconclusive" in no_data
+    failing = refusal([gate(Verdict.FAIL, failures=1)], skip_bake=True, reason="x")
+    assert failing is not None and "is fail" in failing
+
+
+def test_a_promotion_needs_the_canary_shown_healthy_whatever_the_reason() -> None:
+    said = refusal([short_of_data()], step_index=2, skip_bake=True, reason="ship it")
+    assert said is not None and said.startswith("advance to 100% refused: gate error_rate")
+    state = baked(2)
+    assert policy.promote_refusal(state, [short_of_data()], None) is not None

@@ -87,12 +87,18 @@ class WeightChanges:
         reason = reason or "manual advance"
         data: dict[str, Any] = dict(self.ctx.obs.gate_data()) if automatic else {}
         left = policy.bake_left(state, self.ctx.steps)
+        short = [g for g in self.ctx.obs.gates if g.needs_more_data]
         early = ""
-        if left > 0:
+        if left > 0 or short:
             current = self.ctx.steps.step(state.step_index)
             bake = current.bake if current is not None else 0.0
             data["early_advance"] = {"bake": bake, "baked": state.bake_elapsed, "left": left}
-            early = f"early advance: {left:.0f}s of the {bake:.0f}s bake skipped"
+            said = [f"{left:.0f}s of the {bake:.0f}s bake skipped"] if left > 0 else []
+            if short:
+                # What the gates had not yet shown, for a reviewer of the early step.
+                data["early_advance"]["needs_more_data"] = {g.name: g.reason for g in short}
+                said.append("gates still needing data: " + ", ".join(g.name for g in short))
+            early = "early advance: " + "; ".join(said)
         who = None if automatic else actor
         # The outcome says where the release stood before the action, not halfway
         # through it, so its record reads whole: 'step 1→2, weight 1→10'.

@@ -216,9 +216,10 @@ def update_counts(
     if now - pair.at > stale_after:
         return _no_data(previous, state, f"counts stale since {clock_text(pair.at)}")
     if pair.canary is None:
-        return _no_data(previous, state, f"canary: {pair.problem or 'no traffic data'}")
+        # The reader's problem names its version already.
+        return _no_data(previous, state, pair.problem or "canary: no traffic data")
     if pair.baseline is None and needs_baseline(spec):
-        return _no_data(previous, state, f"baseline: {pair.problem or 'no traffic data'}")
+        return _no_data(previous, state, pair.problem or "baseline: no traffic data")
     if state.folded_at is not None and pair.at <= state.folded_at:
         return previous, state  # the same increments again: nothing new to judge
     ev = evidence.fold(state.evidence, pair.canary, pair.baseline)

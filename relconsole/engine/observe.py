@@ -227,6 +227,32 @@ class Observations:
             return {}, str(exc)
         return found, None
 
+    async def look_back(self, drive: Drive, ago: float) -> None:
+        """Take the counters as they stood `ago` seconds back as their starting point.
+
+        A console that attaches mid-step (a restart, a one-shot `advance` or `status`)
+        would otherwise judge the count gates on what comes after its first poll only:
+        a one-shot command, which polls once, would have nothing but a starting point.
+        A metric whose counters could not be read then starts at the first poll, as
+        always; so does everything when the provider cannot look back.
+        """
+        counted = [m for m in self.plan.metrics if m.counts is not None]
+        if ago <= 0 or drive.metrics is None or not counted or not reads_counters(drive.metrics):
+            return
+        try:
+            found = await self.call(
+                "metrics", "counters",
+                drive.metrics.sample_counters(counted, ago=ago))  # type: ignore[attr-defined]
+        except CallFailed:
+            return
+        then = self.health.clock.now() - ago
+        for metric in counted:
+            pair = found.get(metric.name)
+            if pair is None or any(side is None or side.error is not None
+                                   for side in (pair.canary, pair.baseline)):
+                continue
+            self.reader.read(metric, pair, then)
+
     def _take_counts(self, counters: dict[str, CounterPair], problem: str | None) -> set[str]:
         """Feed the increment reader; the names of the metrics whose requests were read."""
         now = self.health.clock.now()

@@ -66,12 +66,25 @@ def blind_reason(problems: Mapping[str, ProblemNote], expected_weight: int | Non
     return None
 
 
-def blocking_gate(gates: Sequence[GateStatus]) -> GateStatus | None:
-    """The first gate whose state forbids moving forward (failing or without data)."""
+def blocking_gate(
+    gates: Sequence[GateStatus], *, short_ok: bool = False
+) -> GateStatus | None:
+    """The first gate whose state forbids moving forward (failing or without data).
+
+    `short_ok` lets through a gate that only needs more data (`needs_more_data`): an
+    operator may cut the gathering of evidence short as they may cut a bake short.
+    """
     for g in gates:
         if g.tripped or g.verdict is not Verdict.PASS:
+            if short_ok and not g.tripped and g.needs_more_data:
+                continue
             return g
     return None
+
+
+def short_gate(gates: Sequence[GateStatus]) -> GateStatus | None:
+    """The first gate that has not gathered enough evidence yet (`needs_more_data`)."""
+    return next((g for g in gates if g.needs_more_data), None)
 
 
 def gate_refusal(action: str, gate: GateStatus) -> str:
@@ -124,9 +137,11 @@ def advance_refusal(
     """Why one step forward must not be taken now; None when it may.
 
     A bake that is not over refuses unless the operator says to cut it short and why
-    (`skip_bake` with a `reason`); a step to the last weight is a promotion and follows
-    `promote_refusal`. The bake comes last: a failing gate or a blind engine is the
-    better reason to give.
+    (`skip_bake` with a `reason`); so does a gate that still needs more data (counts
+    that show no breach but not yet enough health). A step to the last weight is a
+    promotion and follows `promote_refusal`, which no `skip_bake` overrides. A failing
+    gate, missing data or a blind engine is the better reason to give, so they come
+    first.
     """
     if state.phase not in (Phase.PENDING, Phase.PROGRESSING):
         return f"advance refused: release is {state.phase.label.lower()}"
@@ -136,25 +151,36 @@ def advance_refusal(
         return "advance refused: already at the last step"
     if blind is not None:
         return f"advance refused: {blind}"
-    if state.phase is not Phase.PENDING:
-        blocking = blocking_gate(gates)
+    started = state.phase is not Phase.PENDING
+    if started:
+        blocking = blocking_gate(gates, short_ok=True)
         if blocking is not None:
             return gate_refusal("advance", blocking)
-    if nxt == steps.last_index:
+    last = nxt == steps.last_index
+    left = bake_left(state, steps)
+    if left > 0 and not skip_bake:
+        current = steps.step(state.step_index)
+        baked = f"{_spell(state.bake_elapsed)} of {_spell(current.bake if current else 0)}"
+        return (f"advance refused: the canary has baked {baked} at {state.weight}% "
+                f"({_spell(left)} left); cutting a bake short must be asked for, with "
+                "a reason (relconsole advance --skip-bake --reason TEXT)")
+    if last:
+        # A promotion needs the canary shown healthy: no early one on too little data.
         refusal = promote_refusal(state, gates, blind, action=f"advance to {step.weight}%")
         if refusal is not None:
             return refusal
-    left = bake_left(state, steps)
-    if left > 0:
-        current = steps.step(state.step_index)
-        baked = f"{_spell(state.bake_elapsed)} of {_spell(current.bake if current else 0)}"
-        if not skip_bake:
-            return (f"advance refused: the canary has baked {baked} at {state.weight}% "
-                    f"({_spell(left)} left); cutting a bake short must be asked for, with "
-                    "a reason (relconsole advance --skip-bake --reason TEXT)")
-        if not reason.strip():
+    short = short_gate(gates) if started else None
+    if short is not None and not skip_bake:
+        return (f"advance refused: gate {short.name} needs more data ({short.reason}); "
+                "advancing on less evidence must be asked for, with a reason "
+                "(relconsole advance --skip-bake --reason TEXT)")
+    if not reason.strip():
+        if left > 0:
             return (f"advance refused: cutting the bake short ({_spell(left)} left) needs "
                     "a reason for the journal")
+        if short is not None:
+            return (f"advance refused: advancing before gate {short.name} has enough "
+                    "data needs a reason for the journal")
     return None
 
 

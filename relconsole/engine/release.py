@@ -53,6 +53,9 @@ Intent = Literal["advance", "promote", "pause", "resume"]
 # Reads of the weight at start before it is declared unknown: one lost answer must not
 # leave a release paused (and a headless run ended) before it has begun.
 FIRST_READ_TRIES = 3
+# How far back an attach looks for a count gate's starting point: a step older than a
+# day is judged on what follows the attach (and counters that old may be gone).
+LOOK_BACK_MAX = 24 * 3600.0
 
 # Real seconds between checks that this driver still holds its lease. A take-over must
 # stop the old driver at once, not at its next poll (poll_interval may be a minute); the
@@ -244,6 +247,10 @@ class ReleaseEngine:
                 )
 
         await self._obs.load_history(self._drive)
+        if found.phase in (Phase.PROGRESSING, Phase.PAUSED) and state.step_index >= 0:
+            # The step's evidence so far, from when the step began (`bake_elapsed` is
+            # the time since its verified advance), not only what follows this attach.
+            await self._obs.look_back(self._drive, min(found.bake_elapsed, LOOK_BACK_MAX))
         # The release's history first, for a driver restarting and a watcher alike:
         # without it a console that attaches later says only "attached: ROLLED BACK".
         if replay:

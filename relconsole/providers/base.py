@@ -55,11 +55,16 @@ class CounterReader(Protocol):
     Optional: a provider without it has every metric judged on values (`reads_counters`).
     """
 
-    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+    async def sample_counters(
+        self, metrics: Sequence[MetricSpec], *, ago: float = 0.0
+    ) -> dict[str, CounterPair]:
         """Each count metric's (`MetricSpec.counts`) cumulative counters, per version.
 
-        Never raises for bad data: a version that could not be read has a `CounterSet`
-        with `error`; an events selector with no series yet is an empty mapping.
+        `ago` > 0 asks for them as they stood that many seconds ago (a console that
+        attaches mid-step takes the step's start as its starting point, so a one-shot
+        command judges the step's evidence, not one reading). Never raises for bad data:
+        a version that could not be read has a `CounterSet` with `error`; an events
+        selector with no series yet is an empty mapping.
         """
         ...
 

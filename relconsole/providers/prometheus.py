@@ -540,14 +540,17 @@ class PrometheusMetrics:
             return CounterSet({}, {}, now, error)
         return CounterSet(events, total, now)
 
-    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+    async def sample_counters(
+        self, metrics: Sequence[MetricSpec], *, ago: float = 0.0
+    ) -> dict[str, CounterPair]:
         """The raw counters of every count metric, per version: one query per selector.
 
         Every query of a poll is evaluated at the same instant, so a version's events
-        and requests come from the same scrapes.
+        and requests come from the same scrapes; `ago` moves that instant back (the
+        counters keep their history in Prometheus).
         """
         counted = [m for m in metrics if m.counts is not None]
-        at = time.time()  # Prometheus's time, not the injected clock's
+        at = time.time() - max(0.0, ago)  # Prometheus's time, not the injected clock's
         sets = await asyncio.gather(*(self._counter_set(m, role, at) for m in counted
                                       for role in (Role.CANARY, Role.BASELINE)))
         return {m.name: CounterPair(canary=sets[2 * i], baseline=sets[2 * i + 1])

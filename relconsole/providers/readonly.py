@@ -32,10 +32,12 @@ class ReadOnlyMetrics:
     async def sample(self, metrics: Sequence[MetricSpec]) -> dict[str, MetricPair]:
         return await self._inner.sample(metrics)
 
-    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+    async def sample_counters(
+        self, metrics: Sequence[MetricSpec], *, ago: float = 0.0
+    ) -> dict[str, CounterPair]:
         if not self.counters_supported:
             return {}
-        return await self._inner.sample_counters(metrics)  # type: ignore[attr-defined]
+        return await self._inner.sample_counters(metrics, ago=ago)  # type: ignore[attr-defined]
 
     async def history(
         self, metrics: Sequence[MetricSpec], seconds: float, step: float

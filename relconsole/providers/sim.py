@@ -336,7 +336,9 @@ class SimMetrics:
 
     # -- counters
 
-    async def sample_counters(self, metrics: Sequence[MetricSpec]) -> dict[str, CounterPair]:
+    async def sample_counters(
+        self, metrics: Sequence[MetricSpec], *, ago: float = 0.0
+    ) -> dict[str, CounterPair]:
         """Cumulative counters drawn from the same error rates and latencies as `sample`.
 
         Each call adds the requests of the time since the last one (Poisson, at the
@@ -346,7 +348,10 @@ class SimMetrics:
         """
         self.counter_calls += 1
         self.world.refresh()
-        now = self.world.clock.now()
+        # A reading `ago` seconds back is drawn as if taken then: a fresh simulator's
+        # first reading only sets the starting point, so the next one brings the
+        # requests of the whole interval.
+        now = self.world.clock.now() - max(0.0, ago)
         weight = self.world.weight
         restart = (self.options.restart_at is not None and not self._restarted
                    and now - self.world.started >= self.options.restart_at)

@@ -916,7 +916,7 @@ class ReleaseApp(App[None]):
                 if reason is None:
                     self._notify("advance cancelled — nothing changed")
                     return
-                early = self.snapshot.bake_remaining > 0
+                early = asks.needs_early(self.snapshot)
                 self._send("advance", lambda: self.engine.advance(
                     reason or (asks.EARLY_REASON if early else ""), skip_bake=early), reason)
 

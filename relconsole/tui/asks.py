@@ -33,17 +33,33 @@ def _baked(snap: Snapshot) -> str:
             f"({fmt.duration(snap.bake_remaining)} left).")
 
 
+def needs_early(snap: Snapshot) -> bool:
+    """Whether `a` now cuts something short: the bake, or a gate's gathering of data."""
+    return snap.phase is Phase.PROGRESSING and (
+        snap.bake_remaining > 0 or any(g.needs_more_data for g in snap.gates))
+
+
 def early_advance(snap: Snapshot) -> ConfirmDialog | None:
-    """The confirmation for cutting a bake short; None when the bake is over.
+    """The confirmation for cutting a bake, or a gate's evidence, short; None when
+    neither is (`needs_early`).
 
     Cancel is focused: a stray Enter (a burst, a paste) must not cut a bake short.
     """
     nxt = _next_weight(snap)
-    if not (snap.phase is Phase.PROGRESSING and snap.bake_remaining > 0 and nxt is not None):
+    if not needs_early(snap) or nxt is None:
         return None
+    if snap.bake_remaining > 0:
+        return ConfirmDialog(
+            "Advance before the bake is over?",
+            f"{_baked(snap)} Advance to {nxt}% now?",
+            confirm="Advance now",
+            default="cancel",
+        )
+    short = next(g for g in snap.gates if g.needs_more_data)
     return ConfirmDialog(
-        "Advance before the bake is over?",
-        f"{_baked(snap)} Advance to {nxt}% now?",
+        "Advance before the gates have enough data?",
+        f"Gate {short.name} {short.reason}. Nothing shows a breach, but nothing shows the "
+        f"canary healthy yet either. Advance to {nxt}% now?",
         confirm="Advance now",
         default="cancel",
     )
