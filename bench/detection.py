@@ -45,6 +45,7 @@ H = 60  # slices (minutes) per run
 SLICE = 60.0  # seconds per slice
 P0 = 0.005  # baseline error rate
 ALPHA = 0.01
+ALPHA_LOOSE = 0.05
 RATIO = 1.5  # the evidence gate: {metric: error_rate, max_ratio: 1.5, alpha: 0.01}
 INCREASE = 0.0025  # the max_increase variant: the same limit at 0.5 %, as a difference
 # client_golang's default buckets (seconds); per-bucket counts have one more, (10, +Inf].
@@ -278,15 +279,15 @@ def gate_spec(**kw: object) -> GateSpec:
     return GateSpec(**kw)  # type: ignore[arg-type]
 
 
-def evidence_spec(metric: str, limit: str) -> GateSpec:
+def evidence_spec(metric: str, limit: str, alpha: float = ALPHA) -> GateSpec:
     if limit == "increase":
-        return gate_spec(metric=metric, max_increase=INCREASE, alpha=ALPHA)
+        return gate_spec(metric=metric, max_increase=INCREASE, alpha=alpha)
     if limit == "no-margin":
-        return gate_spec(metric=metric, max_ratio=1.0, alpha=ALPHA)
-    return gate_spec(metric=metric, max_ratio=RATIO, alpha=ALPHA)
+        return gate_spec(metric=metric, max_ratio=1.0, alpha=alpha)
+    return gate_spec(metric=metric, max_ratio=RATIO, alpha=alpha)
 
 
-def judge_evidence(d: Data, limit: str = "ratio") -> Outcome:
+def judge_evidence(d: Data, limit: str = "ratio", alpha: float = ALPHA) -> Outcome:
     """relconsole's evidence gate: `evidence.start/fold/judge` once a minute on the minute's
     counts (errors/requests, or requests above the baseline's p99 bucket/requests);
     rollback on the first FAIL."""
@@ -294,7 +295,7 @@ def judge_evidence(d: Data, limit: str = "ratio") -> Outcome:
         xc, xb = slow_counts(d)
     else:
         xc, xb = d.ec, d.eb
-    spec = evidence_spec(d.scenario.metric, limit)
+    spec = evidence_spec(d.scenario.metric, limit, alpha)
     n = len(d.nc)
     at = np.zeros(n, dtype=np.int64)
     passed = np.zeros(n, dtype=bool)
@@ -588,6 +589,10 @@ JUDGES = (
     # to show what the ×1.5 margin costs in delay.
     Judge("evidence1", f"relconsole evidence ×1, α {ALPHA:g}", 1, BOTH, (), 0,
           lambda d, _p: [judge_evidence(d, "no-margin")]),
+    # The price of anytime validity is log(1/alpha): the same test at alpha 0.05, to show
+    # what a 2x regression costs at each confidence.
+    Judge("evidence1-05", f"relconsole evidence ×1, α {ALPHA_LOOSE:g}", 1, BOTH, (), 0,
+          lambda d, _p: [judge_evidence(d, "no-margin", ALPHA_LOOSE)]),
     Judge("old", "relconsole old thresholds (fl 2)", 1, BOTH, GRID, DEFAULT_S,
           _each(judge_old_np)),
     Judge("argo", "Argo default (1m, fl 0)", 1, BOTH, GRID, DEFAULT_S, _each(judge_argo_default)),
@@ -903,14 +908,28 @@ def main(workers: int = 2) -> None:
          f"every regression scenario ({len(wins)} of {len(wins) + len(shortfalls)} pairs)")
     for text in shortfalls:
         out(f"  - not faster: {text}")
-    for key in ("E2", "L1.2"):
-        res = main_res[key]
-        dl = delay(res.outcomes["evidence1"][0], 1, res.requests, res.bad)
-        out(f"  - for comparison, with no margin (max_ratio 1): {by_key[key].title}: median "
-            f"{polls_text(dl.median_polls, 1, dl.censored_median)} polls; its worst healthy "
-            "false-rollback rate: " + pct(max(float(np.mean(
-                main_res[s.key].outcomes["evidence1"][0].at > 0)) for s in SCENARIOS
-                if s.healthy)))
+    for jk, what in (("evidence1", f"with no margin (max_ratio 1), α {ALPHA:g}"),
+                     ("evidence1-05", f"with no margin (max_ratio 1), α {ALPHA_LOOSE:g}")):
+        for key in ("E2", "L1.2"):
+            res = main_res[key]
+            dl = delay(res.outcomes[jk][0], 1, res.requests, res.bad)
+            out(f"  - for comparison, {what}: {by_key[key].title}: median "
+                f"{polls_text(dl.median_polls, 1, dl.censored_median)} polls; its worst "
+                "healthy false-rollback rate: " + pct(max(float(np.mean(
+                    main_res[s.key].outcomes[jk][0].at > 0)) for s in SCENARIOS
+                    if s.healthy)))
+    # The same goals for the gate without a margin at alpha 0.05: an anytime-valid test
+    # pays log(1/alpha) in evidence (4.6 at 0.01, 3.0 at 0.05), and at 300 canary requests
+    # a minute and 0.5 % baseline errors a 2x regression brings about 0.6 a poll, so no
+    # such test reaches 8 polls at 0.01 (the research note's pilot: 10.5).
+    loose = max((float(np.mean(main_res[s.key].outcomes["evidence1-05"][0].at > 0)), s.title)
+                for s in SCENARIOS if s.healthy)
+    res = main_res["E2"]
+    dl = delay(res.outcomes["evidence1-05"][0], 1, res.requests, res.bad)
+    goal(loose[0] <= ALPHA_LOOSE and dl.median_polls <= 8,
+         f"with max_ratio 1 and α {ALPHA_LOOSE:g}: false rollbacks ≤ {ALPHA_LOOSE:g} on every "
+         f"healthy scenario (worst: {pct(loose[0])}, {loose[1]}) and "
+         f"{by_key['E2'].title} in a median {dl.median_polls:g} polls (≤ 8)")
     goal(nodata_pass.get("evidence", 1.0) == 0.0, "no data never passes relconsole's evidence "
          f"gate ({pct(nodata_pass.get('evidence', 1.0))})")
     out("")

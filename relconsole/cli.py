@@ -123,8 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="why (journalled; required for rollback)")
         if name == "advance":
             p.add_argument("--skip-bake", action="store_true",
-                           help="advance although the step's bake is not over (needs "
-                                "--reason; journalled as an early advance)")
+                           help="advance although the step's bake is not over, or a "
+                                "gate judged on counts still needs more data (needs "
+                                "--reason; journalled as an early advance; never past a "
+                                "failing gate or missing data, nor to 100%% before "
+                                "the gates pass)")
 
     flags = sub.add_parser("flags", help="list the release's feature flags")
     with_config(flags)

@@ -319,7 +319,7 @@ class GateStatus:
         """Judged on counts, traffic flowing, no breach shown, not enough shown healthy
         yet: the bake's state, not "no data" (which counts toward inconclusive_limit)."""
         return (self.verdict is Verdict.INCONCLUSIVE and self.evidence is not None
-                and self.consecutive_inconclusive == 0)
+                and self.evidence.canary_total > 0 and self.consecutive_inconclusive == 0)
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {

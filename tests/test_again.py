@@ -8,6 +8,7 @@ Real processes on the simulator, with the state folder in tmp_path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -55,6 +56,10 @@ def headless_until_attached(state: Path, *args: str) -> tuple[int, str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
     assert proc.stdout is not None
     first = proc.stdout.readline()
+    # A release that ends by itself (rolled back) must not be interrupted: a SIGINT that
+    # lands while it exits would end it with the signal instead of its code.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
     deadline = time.monotonic() + 30
     while proc.poll() is None and time.monotonic() < deadline:
         proc.send_signal(signal.SIGINT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 
 import pytest
 
@@ -94,10 +95,11 @@ class CountingMetrics:
 
 
 def counting_session(canary: float, baseline: float, *, gate: GateSpec, weight: int,
-                     rps: float = 80.0, seed: int = 1, poll: float = 1.0, bake: float = 120):
+                     rps: float = 80.0, seed: int = 1, poll: float = 1.0, bake: float = 120,
+                     steps: tuple[Step, ...] | None = None):
     session = demo_session(
         metrics=(ERRORS,), gates=(gate,), poll_interval=poll,
-        steps=(Step(weight=weight, bake=bake), Step(weight=100)),
+        steps=steps or (Step(weight=weight, bake=bake), Step(weight=100)),
     )
     metrics = CountingMetrics(session, canary, baseline, rps, seed)
     drive = session.engine._ctx.drive
@@ -222,3 +224,61 @@ async def test_a_canary_that_stops_getting_requests_mid_step_pauses_the_release(
     gate_now = engine.snapshot().gates[0]
     assert gate_now.verdict is Verdict.INCONCLUSIVE
     assert "no canary request since" in gate_now.reason
+
+
+@pytest.mark.asyncio
+async def test_needing_more_data_says_how_long_at_this_weight() -> None:
+    """'~2.5k more canary requests' means little on call; at the canary's own request rate
+    in this step it is a time: 8 req/s at 10 % of 80 req/s."""
+    session = counting_session(0.01, 0.01, gate=NOISY_GATE, weight=10, seed=2, bake=300)
+    engine = session.engine
+    for _ in range(6):
+        await engine.clock.sleep(engine.plan.poll_interval)
+        await engine.tick()
+    gate = engine.snapshot().gates[0]
+    assert gate.needs_more_data, gate
+    assert gate.evidence is not None and gate.evidence.needs is not None
+    expected = gate.evidence.needs / 8.0  # seconds at about 8 canary requests a second
+    match = re.search(r"more canary requests \(~(\d+) (s|min|h) at this weight\)", gate.reason)
+    assert match, gate.reason
+    said = float(match.group(1)) * {"s": 1, "min": 60, "h": 3600}[match.group(2)]
+    assert expected / 2 <= said <= expected * 2, (said, expected, gate.reason)
+
+
+class ScrapedMetrics(CountingMetrics):
+    """The counters as Prometheus serves them when it scrapes every `every` polls: between
+    two scrapes the console reads the same values again."""
+
+    def __init__(self, *args, every: int) -> None:
+        super().__init__(*args)
+        self.every = every
+        self.calls = 0
+        self.served: dict | None = None
+
+    async def sample_counters(self, metrics, *, ago=0.0):
+        self.calls += 1
+        if self.served is None or self.calls % self.every == 0:
+            self.served = await super().sample_counters(metrics, ago=ago)
+        return self.served
+
+
+@pytest.mark.asyncio
+async def test_counters_that_move_only_at_each_scrape_are_not_no_data() -> None:
+    """5 s polls and a 15 s scrape interval (a common Prometheus set-up): two polls in three
+    see the counters unchanged, and a new step's first requests come a scrape late. That is
+    not a canary without traffic: no poll counts as no data and nothing pauses."""
+    gate = dataclasses.replace(NOISY_GATE, inconclusive_limit=2)
+    session = counting_session(0.01, 0.01, gate=gate, weight=10, poll=5.0, bake=600,
+                               steps=(Step(10, 60.0), Step(50, 600.0), Step(100)))
+    engine = session.engine
+    drive = engine._ctx.drive
+    drive.metrics = ScrapedMetrics(session, 0.01, 0.01, 800.0, 3, every=3)
+    drive._real = (drive.traffic, drive.metrics, drive.flags)
+    for _ in range(60):
+        await engine.clock.sleep(engine.plan.poll_interval)
+        await engine.tick()
+        gate_now = engine.snapshot().gates[0]
+        assert gate_now.consecutive_inconclusive == 0 or engine.snapshot().weight == 0, \
+            gate_now
+        assert engine.phase is not Phase.PAUSED, engine.snapshot().pause_reason
+    assert engine.snapshot().weight >= 50  # through a step change, a scrape late each time

@@ -173,6 +173,10 @@ class CountState:
     folded_at: float | None = None  # the `at` of the last CountPair folded in
     traffic_seen: bool = False  # the canary has had a request in this step
     last_request_at: float | None = None  # the last poll that brought the canary a request
+    first_request_at: float | None = None  # since when the canary's rate is measured
+    requests_before: float = 0.0  # canary requests folded in before first_request_at
+    opened_at: float | None = None  # the step's first poll with counts for this gate
+    longest_gap: float = 0.0  # the longest wait between two polls that brought requests
 
 
 def start_counts(spec: GateSpec) -> CountState:
@@ -187,6 +191,15 @@ def _gate_evidence(j: evidence.Judgement) -> GateEvidence:
         estimate=j.canary_rate, baseline_rate=j.baseline_rate, low=j.low, high=j.high,
         needs=j.needs,
     )
+
+
+def _about(seconds: float) -> str:
+    """A coarse duration for an estimate: '~40 s', '~12 min', '~3 h'."""
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"~{round(seconds / 60)} min"
+    return f"~{round(seconds / 3600)} h"
 
 
 def _no_data(previous: GateStatus, state: CountState, reason: str) -> tuple[GateStatus,
@@ -208,7 +221,8 @@ def update_counts(
     only when every limit is shown to hold; otherwise the gate needs more data. Needing
     more data while the canary takes requests is not "no data": it does not count
     towards `inconclusive_limit`. No requests series, a stale or errored read, or no
-    canary request yet in this step does (safety rule 1, as for values).
+    canary request for longer than the scrapes explain does (safety rule 1, as for
+    values).
     """
     spec = previous.spec
     if pair is None:
@@ -223,10 +237,24 @@ def update_counts(
     if state.folded_at is not None and pair.at <= state.folded_at:
         return previous, state  # the same increments again: nothing new to judge
     ev = evidence.fold(state.evidence, pair.canary, pair.baseline)
-    seen = state.traffic_seen or pair.canary.total > 0
-    last_request = pair.at if pair.canary.total > 0 else state.last_request_at
+    took = pair.canary.total > 0
+    seen = state.traffic_seen or took
+    opened = state.opened_at if state.opened_at is not None else pair.at
+    gap = state.longest_gap
+    if took and state.last_request_at is not None:
+        gap = max(gap, pair.at - state.last_request_at)
+    last_request = pair.at if took else state.last_request_at
+    first_request, before = state.first_request_at, state.requests_before
+    if first_request is None and took:
+        # This poll's requests came in since the previous poll; at the step's first poll
+        # nobody knows since when, so the rate is measured from this poll on.
+        if state.folded_at is not None:
+            first_request = state.folded_at
+        else:
+            first_request, before = pair.at, ev.canary_total
     state = CountState(evidence=ev, folded_at=pair.at, traffic_seen=seen,
-                       last_request_at=last_request)
+                       last_request_at=last_request, first_request_at=first_request,
+                       requests_before=before, opened_at=opened, longest_gap=gap)
     j = evidence.judge(ev)
     failures, inconclusive = previous.consecutive_failures, 0
     passed = previous.passed_this_step
@@ -237,16 +265,27 @@ def update_counts(
         failures, passed = 0, True
     else:
         failures = 0  # the e-value fell back below 1/alpha: no longer failing
-        quiet = last_request is not None and now - last_request > stale_after
-        if not seen or quiet:
-            # A canary that stops getting requests mid-step is no evidence either: once
-            # none has come for longer than `stale_after` the polls count as no data and
-            # pause the release, as missing values do. Measured in time, not polls: a
-            # console polling faster than Prometheus scrapes sees counters that did not
-            # move between two polls of a healthy canary.
+        # A canary that gets no requests is no evidence: once none has come for too long
+        # (since the step's first poll, or since the last that brought one) the polls
+        # count as no data and pause the release, as missing values do. Measured in
+        # time, not polls, and never shorter than three of the longest waits seen between
+        # requests in this step: counters move only when Prometheus scrapes (every 15 or
+        # 30 s is common), so a console polling faster sees still counters between two
+        # scrapes of a healthy canary, and a new step's first requests come a scrape late.
+        since = last_request if last_request is not None else opened
+        quiet = now - since > max(stale_after, 3 * gap)
+        if quiet:
             inconclusive = previous.consecutive_inconclusive + 1
-            if quiet and last_request is not None:
+            if last_request is not None:
                 reason = f"no canary request since {clock_text(last_request)}; {reason}"
+        elif j.needs is not None and first_request is not None and pair.at > first_request:
+            # How long that is at the canary's request rate in this step: "~300 more
+            # requests" means little to a tired engineer; "~4 min at this weight" does.
+            rate = (ev.canary_total - before) / (pair.at - first_request)
+            if rate > 0:
+                reason = reason.replace(" more canary requests",
+                                        f" more canary requests ({_about(j.needs / rate)} "
+                                        "at this weight)", 1)
     status = dataclasses.replace(
         previous, verdict=j.verdict, reason=reason, canary=j.canary_rate,
         baseline=j.baseline_rate, consecutive_failures=failures,

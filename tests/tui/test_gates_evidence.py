@@ -101,3 +101,39 @@ def test_the_readme_pictures_are_the_snapshots() -> None:
     for picture, snapshot in pictures.items():
         assert (root / "docs" / "img" / picture).read_bytes() == (snaps / snapshot).read_bytes(), (
             f"docs/img/{picture} differs from its snapshot: copy {snapshot} over it")
+
+
+async def test_a_past_a_bake_while_a_gate_needs_data_asks_before_advancing() -> None:
+    """The bake is over but the count gate has not shown the canary healthy yet: `a` says
+    so and asks (Cancel focused); confirmed, the step is journalled as an early advance
+    with what the gates still needed."""
+    from textual.widgets import Button
+
+    from relconsole.model import Step
+    from relconsole.tui.dialogs import ConfirmDialog
+
+    session = counting_session(0.01, 0.01, gate=NOISY_GATE, weight=10, poll=5.0, seed=4,
+                               steps=(Step(10, 5.0), Step(50, 120.0), Step(100)))
+    engine = session.engine
+    for _ in range(3):
+        await engine.clock.sleep(engine.plan.poll_interval)
+        await engine.tick()
+    snap = engine.snapshot()
+    assert snap.weight == 10 and snap.bake_remaining == 0, snap
+    assert snap.gates[0].needs_more_data, snap.gates[0]
+    app = ReleaseApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        assert "enough data" in str(dialog.query_one("#title").render())
+        assert app.focused is dialog.query_one("#cancel", Button)
+        await pilot.press("tab", "enter")
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if engine.snapshot().weight == 50:
+                break
+    assert engine.snapshot().weight == 50
+    intent = [r for r in engine.journal.records() if r["intent"] == "advance"][-2]
+    assert "error_rate" in intent["data"]["early_advance"]["needs_more_data"]

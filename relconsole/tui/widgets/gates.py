@@ -111,9 +111,16 @@ def summary(snapshot: Snapshot) -> Content:
     if unknown and idle(snapshot):
         return Content.assemble("Gates — ", ("no verdict: the canary takes no traffic",
                                             "$text-muted"))
+    # No data and needing more data are not the same (safety rule 1 counts only the
+    # first): a title that lumps them would send a tired engineer hunting for an outage.
+    blind = [g for g in unknown if not g.needs_more_data]
+    if blind:
+        names = ", ".join(g.name for g in blind)
+        return Content.assemble("Gates — ", (f"? NO VERDICT: {names}", "bold $text-warning"))
     if unknown:
         names = ", ".join(g.name for g in unknown)
-        return Content.assemble("Gates — ", (f"? NO VERDICT: {names}", "bold $text-warning"))
+        return Content.assemble("Gates — ", (f"? NEEDS MORE DATA: {names}",
+                                            "bold $text-warning"))
     return Content.assemble("Gates — ", (f"✔ all {len(gates)} pass", "bold $text-success"))
 
 
