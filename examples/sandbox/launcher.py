@@ -156,7 +156,7 @@ backend {BACKEND}
 """
 
 
-def _query(metric: str, window: str) -> str:
+def metric_query(metric: str, window: str) -> str:
     if metric == "error_rate":
         return (f'sum(rate(http_requests_total{{version="{{{{version}}}}",code=~"5.."}}[{window}]))'
                 f' / sum(rate(http_requests_total{{version="{{{{version}}}}"}}[{window}]))')
@@ -194,7 +194,7 @@ def relconsole_config(
     )
     metric_lines = "\n".join(
         f"  {name}:\n    unit: {'ratio' if name == 'error_rate' else 'seconds'}\n"
-        f"    query: '{_query(name, window)}'"
+        f"    query: '{metric_query(name, window)}'"
         for name in ("error_rate", "latency_p50", "latency_p95", "latency_p99")
     )
     timeout_line = f"\n  call_timeout: {call_timeout}" if call_timeout else ""

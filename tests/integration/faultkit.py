@@ -27,24 +27,10 @@ from tests.sandbox_stack import CANARY_VERSION, Sandbox, launcher
 
 POLL = 0.5
 CALL_TIMEOUT = "2s"
+WINDOW = "5s"  # launcher.relconsole_config's default query window
 INCONCLUSIVE_LIMIT = 3
-# The matrix is about provider faults, not judging: an error gate loose enough that the
-# counts show it holding at the first poll after the starting point (20 % of the
-# sandbox's load is about eight requests a poll), so each row starts from passing gates
-# well inside the first bake. How gates judge is tested in test_sandbox_counts.py. The
-# p99 gate is the sandbox's own.
-GATES = (
-    f"{{metric: error_rate, max: 0.9, failure_limit: 2, "
-    f"inconclusive_limit: {INCONCLUSIVE_LIMIT}}}",
-    f"{{metric: latency_p99, max: 0.1, max_increase: 0.05, failure_limit: 2, "
-    f"inconclusive_limit: {INCONCLUSIVE_LIMIT}}}",
-)
-# Polls the gates may take to pass at the start of a row (two on an idle machine).
-WARM_POLLS = 10
 # A bake that ends while the fault is on: without the fault the engine would advance.
-# Three seconds: the gates pass within about a second of the attach (the first poll only
-# sets the counters' starting point).
-STEPS = ((20, "3s"), (50, "60s"), (100, ""))
+STEPS = ((20, "2s"), (50, "60s"), (100, ""))
 
 
 def write_config(
@@ -70,10 +56,18 @@ def write_config(
     text = launcher.relconsole_config(
         ports, socket_path=socket_path, steps=steps, auto_advance=auto_advance,
         inconclusive_limit=INCONCLUSIVE_LIMIT, state_dir=str(tmp_path / "state"),
-        call_timeout=CALL_TIMEOUT, gates=GATES,
+        call_timeout=CALL_TIMEOUT,
     )
     assert "poll_interval: 1s" in text
     text = text.replace("poll_interval: 1s", f"poll_interval: {POLL:g}s")
+    # The matrix is about provider faults, not judging: its error rate is judged on values,
+    # with the `or vector(0)` workaround users had before relconsole read counters, so a
+    # row's gates pass at the first poll (counts need two, and then enough requests) and
+    # each row's timing is the one it was designed with. A count gate under a Prometheus
+    # outage is tested on the same stack in test_sandbox.py (Prometheus stopped mid-step).
+    design = launcher.metric_query("error_rate", WINDOW)
+    assert design in text
+    text = text.replace(design, f"({design}) or vector(0)")
     path = tmp_path / "relconsole.yaml"
     path.write_text(text)
     return path

@@ -24,7 +24,6 @@ from tests.faults.harness import assert_invariants, problem_records, user_sees
 from tests.faults.proxy import Fault, FaultProxy
 from tests.integration.faultkit import (
     INCONCLUSIVE_LIMIT,
-    WARM_POLLS,
     Watch,
     gates_passing,
     open_engine,
@@ -47,7 +46,7 @@ async def attached(watch: Watch) -> int:
     assert engine.phase is Phase.PROGRESSING and engine.snapshot().weight == 20, \
         user_sees(engine)
     if not gates_passing(engine):
-        await watch.until(gates_passing, polls=WARM_POLLS)
+        await watch.until(gates_passing, polls=10)
     return engine.journal.records()[-1]["seq"]
 
 
@@ -74,7 +73,7 @@ async def dark_then_recovered(box: Sandbox, tmp_path: Path, proxy: FaultProxy, f
         assert not refused.ok, refused
         assert refused.message.startswith("advance refused: traffic: haproxy:"), refused.message
         assert all(w in refused.message for w in sees), refused.message
-        # Five polls (2.5 s, past the 3 s bake) with passing gates: no step without
+        # Five polls (2.5 s, past the 2 s bake) with passing gates: no step without
         # knowing the weight; after inconclusive_limit polls without a read the release
         # pauses too, so a human decides when it goes on.
         for _ in range(5):

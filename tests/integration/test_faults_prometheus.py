@@ -28,7 +28,6 @@ from tests.faults.harness import assert_invariants, problem_records, user_sees
 from tests.faults.proxy import Fault, FaultProxy, http_response
 from tests.integration.faultkit import (
     INCONCLUSIVE_LIMIT,
-    WARM_POLLS,
     Watch,
     gates_passing,
     open_engine,
@@ -60,7 +59,7 @@ async def dark_then_recovered(box: Sandbox, tmp_path: Path, *, inject, heal,
         watch.haproxy()
         assert engine.phase is Phase.PROGRESSING and engine.snapshot().weight == 20
         if not gates_passing(engine):  # the first poll's window may still be filling
-            await watch.until(gates_passing, polls=WARM_POLLS)
+            await watch.until(gates_passing, polls=10)
         mark = engine.journal.records()[-1]["seq"]
 
         inject()
