@@ -52,6 +52,20 @@ def latest(snapshot: Snapshot, metric: str) -> tuple[float | None, float | None]
     return snapshot.latest.get(metric, (None, None))
 
 
+def step_rates(gate: GateStatus | None) -> tuple[float | None, float | None] | None:
+    """The canary's and the baseline's rate in this step, from the counts that decide a
+    gate judged on counts; None for a gate judged on values (or no canary request yet).
+
+    The query's own values cover its window, which may reach into the previous step: shown
+    beside the gates panel's counts they would give two different canary error rates on
+    one screen, and the one that decides is the step's.
+    """
+    ev = gate.evidence if gate is not None and gate.judged == "counts" else None
+    if ev is None or ev.canary_total <= 0 or ev.estimate is None:
+        return None
+    return ev.estimate, ev.baseline_rate
+
+
 def set_verdict_class(field: Field, gate: GateStatus | None) -> None:
     for verdict, css_class in VERDICT_CLASSES.items():
         field.set_class(gate is not None and gate.verdict is verdict, css_class)
@@ -99,6 +113,7 @@ class ErrorRatePanel(MetricPanel):
             snapshot.series.get(self.METRIC),
             spec_for(snapshot, self.METRIC),
             gate.verdict if gate else None,
+            step_rates(gate),
             as_of(snapshot),
         )
 
@@ -114,6 +129,11 @@ class ErrorRatePanel(MetricPanel):
         spec = spec_for(snapshot, self.METRIC)
         gate = gate_for(snapshot, self.METRIC)
         old = as_of(snapshot)
+        counted = step_rates(gate)
+        if counted is not None:
+            # The numbers that decide: this step's counts, as the gates panel shows them;
+            # the chart keeps the query's history.
+            canary, baseline = counted
 
         value = self.query_one("#canary-value", Field)
         value.set(fmt.metric(canary, unit))
@@ -131,9 +151,13 @@ class ErrorRatePanel(MetricPanel):
         parts = []
         if old is not None:
             parts.append(old)
+        if counted is not None:
+            # Where the numbers come from; the chart's scale gives way (the row is narrow).
+            parts.append("this step")
         if fmt.finite(canary) and fmt.finite(baseline):
             parts.append(f"Δ {fmt.delta(canary - baseline, unit)}")
-        parts.append(f"chart 0–{fmt.compact(top, unit)}" if top else "no data yet")
+        if counted is None:
+            parts.append(f"chart 0–{fmt.compact(top, unit)}" if top else "no data yet")
         note = self.query_one("#gate", Field)
         note.set(" · ".join(parts))
         note.set_class(old is not None, "-old")
