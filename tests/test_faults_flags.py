@@ -40,6 +40,7 @@ from tests.faults.flag_rows import (
     cli_kill,
     observe_row,
     open_engine,
+    problem_once_restored,
     write_config,
 )
 from tests.faults.harness import journal_records, tick, user_sees
@@ -190,9 +191,7 @@ async def _vendor_row(vendor: Vendor, row: HttpFault, fault_name: str,
         await asyncio.to_thread(check_cli_kill, cli[0], tmp_path / "cli-state",
                                 sees=kill_sees)
         proxy.set(Fault.passthrough())
-        await tick(session.engine)
-        problem = session.engine.snapshot().problem("flags")
-        seen.problem_after_restore = problem.message if problem else None
+        seen.problem_after_restore = await problem_once_restored(session.engine)
         seen.records = journal_records(session.engine)
         check_row(seen, sees=sees, kill_sees=kill_sees)
         # What the vendor really holds: untouched unless the kill reached it, and the
@@ -343,9 +342,7 @@ async def _flagd_row(setup: FlagdSetup, tmp_path: Path, inject: Callable[[], Non
         seen = await observe_row(session, inject_and_cli, lambda: None)
         check_cli_kill(cli[0], setup.cli_state, sees=kill_sees or sees)
         restore()
-        await tick(session.engine)
-        problem = session.engine.snapshot().problem("flags")
-        seen.problem_after_restore = problem.message if problem else None
+        seen.problem_after_restore = await problem_once_restored(session.engine)
         seen.records = journal_records(session.engine)
         check_row(seen, sees=sees, kill_sees=kill_sees)
         assert _file_on(setup)  # nothing was written

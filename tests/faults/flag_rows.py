@@ -29,6 +29,7 @@ from typing import Any
 from relconsole.assembly import Session, open_session
 from relconsole.clock import FastClock
 from relconsole.config import load_config
+from relconsole.engine.release import ReleaseEngine
 from tests.faults.harness import (
     assert_invariants,
     journal_file_records,
@@ -96,6 +97,23 @@ class Observed:
         return Observed(**json.loads(text))
 
 
+async def problem_once_restored(engine: ReleaseEngine) -> str | None:
+    """The flags problem still shown after the vendor was restored, or None once it went.
+
+    The problem goes once the vendor answers again. On a loaded machine (CI on two cores,
+    every service of the suite running) a call through the fault proxy to the fake vendor
+    can take longer than the 1 s timeout for a while: CI saw three polls in a row. Up to
+    ten polls, as an operator would wait; each is bounded by the timeout.
+    """
+    problem = None
+    for _ in range(10):
+        await tick(engine)
+        problem = engine.snapshot().problem("flags")
+        if problem is None:
+            return None
+    return problem.message if problem else None
+
+
 async def observe_row(session: Session, inject: Callable[[], None],
                       restore: Callable[[], None], *, key: str = KEY) -> Observed:
     engine = session.engine
@@ -118,16 +136,7 @@ async def observe_row(session: Session, inject: Callable[[], None],
     seen.weight_after = engine.snapshot().weight
     seen.traffic_after = (await engine.traffic.read()).canary_weight
     restore()
-    # The problem goes once the vendor answers again. On a loaded machine (CI on two
-    # cores, every service of the suite running) a call through the fault proxy to the
-    # fake vendor can take longer than the 1 s timeout for a while: CI saw three polls
-    # in a row. Up to ten polls, as an operator would wait; each is bounded by the timeout.
-    for _ in range(10):
-        await tick(engine)
-        problem = engine.snapshot().problem("flags")
-        if problem is None:
-            break
-    seen.problem_after_restore = problem.message if problem else None
+    seen.problem_after_restore = await problem_once_restored(engine)
     seen.flags_after_restore = _flags(session)
     seen.records = journal_records(engine)
     return seen
