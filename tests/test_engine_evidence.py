@@ -282,3 +282,32 @@ async def test_counters_that_move_only_at_each_scrape_are_not_no_data() -> None:
             gate_now
         assert engine.phase is not Phase.PAUSED, engine.snapshot().pause_reason
     assert engine.snapshot().weight >= 50  # through a step change, a scrape late each time
+
+
+class HealthChecked(CountingMetrics):
+    """A canary that answers its load balancer's health checks at 0 %: a few requests a
+    second whatever the weight (the sandbox counts /healthz as requests)."""
+
+    async def sample_counters(self, metrics, *, ago=0.0):
+        found = await super().sample_counters(metrics, ago=ago)
+        self.totals[Role.CANARY][1] += 2
+        return found
+
+
+@pytest.mark.asyncio
+async def test_the_first_step_is_never_an_early_advance() -> None:
+    """Before the first step no gate has judged the canary, even one with counts from
+    health checks: going from 0 % to the first step is not journalled as cutting
+    anything short (it was, in the sandbox: 'gates still needing data: error_rate')."""
+    session = counting_session(0.0, 0.01, gate=NOISY_GATE, weight=10, bake=600)
+    engine = session.engine
+    drive = engine._ctx.drive
+    drive.metrics = HealthChecked(session, 0.0, 0.01, 80.0, 5)
+    drive._real = (drive.traffic, drive.metrics, drive.flags)
+    for _ in range(3):
+        await engine.clock.sleep(engine.plan.poll_interval)
+        await engine.tick()
+    step = [r for r in engine.journal.records() if r["intent"] == "advance"
+            and r.get("outcome")]
+    assert step and step[0]["after"]["weight"] == 10, step
+    assert step[0]["outcome"] == "verified", step[0]

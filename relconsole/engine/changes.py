@@ -87,7 +87,10 @@ class WeightChanges:
         reason = reason or "manual advance"
         data: dict[str, Any] = dict(self.ctx.obs.gate_data()) if automatic else {}
         left = policy.bake_left(state, self.ctx.steps)
-        short = [g for g in self.ctx.obs.gates if g.needs_more_data]
+        # Before the first step no gate has judged the canary: nothing is cut short (a
+        # canary answering health checks at 0 % can have counts, but not a step's worth).
+        short = ([g for g in self.ctx.obs.gates if g.needs_more_data]
+                 if state.phase is not Phase.PENDING else [])
         early = ""
         if left > 0 or short:
             current = self.ctx.steps.step(state.step_index)
