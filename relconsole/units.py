@@ -119,3 +119,15 @@ def ratio(canary: float | None, baseline: float | None) -> str:
 def threshold(spec: GateSpec, unit: str) -> str:
     """A gate's limits in its metric's unit: '≤1 % Δ≤0.5 %', '×≤1.3', '≤3'."""
     return spec.describe(partial(limit, unit=unit))
+
+
+def count(n: float) -> str:
+    """A count of requests or events, short: '12', '4.1k', '81k', '1.2M' (the engine's
+    reasons and the screen write counts alike)."""
+    if n < 1000:
+        return f"{n:.0f}"
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.1f}M"

@@ -475,7 +475,7 @@ def judge(ev: Evidence) -> Judgement:
                   "more data will tell")
     else:
         needs = max(r.needs for r in open_ if r.needs is not None)
-        reason = f"needs ~{_count_text(needs)} more canary requests: {rates}"
+        reason = f"needs ~{units.count(needs)} more canary requests: {rates}"
     return Judgement(Verdict.INCONCLUSIVE, reason, needs, pc, pb, low, high, e_value, counts,
                      pass_e, alpha, phi)
 
@@ -503,17 +503,3 @@ def _e_text(e: float) -> str:
     if e >= 100:
         return f"{e:.0f}"
     return f"{e:.3g}"
-
-
-def _count_text(n: float) -> str:
-    """'300', '4.1k', '81k', '1.2M': a count as the screen writes it."""
-    if n < 1000:
-        return f"{n:.0f}"
-    if n < 10_000:
-        return f"{n / 1000:.1f}k"
-    if n < 1_000_000:
-        return f"{n / 1000:.0f}k"
-    return f"{n / 1e6:.1f}M"
-
-
-count_text = _count_text

@@ -12,6 +12,7 @@ import math
 
 from relconsole.clock import clock_text
 from relconsole.units import MISSING, delta, finite, millis, percent, ratio, threshold
+from relconsole.units import count as short_count
 from relconsole.units import limit as compact
 from relconsole.units import value as metric
 
@@ -65,13 +66,7 @@ def count(n: float | None) -> str:
     """A count of requests or events, short: '12', '4.1k', '81k', '1.2M'."""
     if not finite(n):
         return MISSING
-    if n < 1000:
-        return f"{n:.0f}"
-    if n < 10_000:
-        return f"{n / 1000:.1f}k"
-    if n < 1_000_000:
-        return f"{n / 1000:.0f}k"
-    return f"{n / 1e6:.1f}M"
+    return short_count(n)
 
 
 def counts(events: float, total: float) -> str:
