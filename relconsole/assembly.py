@@ -296,6 +296,9 @@ def demo_config(
     cfg = load_config(DEMO_CONFIG, resolve_secrets=False)
     metrics = dict(cfg.providers["metrics"], scenario=scenario, seed=seed)
     plan = dataclasses.replace(cfg.plan, auto_advance=auto_advance)
+    if scenario == "argo":
+        # The simulated Rollout owns its plan, as a real one does: no release.steps.
+        plan = dataclasses.replace(plan, steps=())
     if scenario not in SCENARIOS:
         raise ConfigError(
             path=DEMO_CONFIG, line=None, key="--scenario",

@@ -489,15 +489,33 @@ def cmd_check(args: argparse.Namespace) -> int:
     return asyncio.run(probe())
 
 
+def _controller(snap: Any) -> Any:
+    """The controller that owns the plan (Argo Rollouts), as the last read says; or None."""
+    return snap.traffic.controller if snap.traffic is not None else None
+
+
+def _step_numbers(snap: Any) -> tuple[int, int]:
+    """(step, steps) as the screen counts them; a controller's own count when it owns
+    the plan (Argo's 'Step: 3/8'), so `status` and `kubectl argo rollouts` agree."""
+    c = _controller(snap)
+    if c is not None:
+        return (c.step or 0), (c.steps or 0)
+    return snap.step_index + 1, len(snap.plan.steps)
+
+
 def _snapshot_dict(snap: Any) -> dict[str, Any]:
+    step, steps = _step_numbers(snap)
+    c = _controller(snap)
     return {
         "service": snap.plan.service,
         "version": snap.plan.version,
         "environment": snap.plan.environment,
         "phase": snap.phase.value,
-        "step": snap.step_index + 1,
-        "steps": len(snap.plan.steps),
+        "step": step,
+        "steps": steps,
+        # With a controller this is the weight it really applies (Argo's actual weight).
         "weight": snap.weight,
+        **({"controller": c.as_json()} if c is not None else {}),
         "bake_remaining": snap.bake_remaining,
         "pause_reason": snap.pause_reason,
         "driver": snap.driver,
@@ -527,8 +545,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 0
         plan = snap.plan
         print(f"{plan.service} {plan.version} → {plan.environment} ({plan.strategy})")
+        step, steps = _step_numbers(snap)
         print(f"phase: {snap.phase.label}   canary: {snap.weight}%   "
-              f"step {snap.step_index + 1}/{len(plan.steps)}   driver: {snap.driver}")
+              f"step {step}/{steps}   driver: {snap.driver}")
+        c = _controller(snap)
+        if c is not None:
+            set_actual = (f"set {c.set_weight}% · actual {c.actual_weight}%"
+                          if c.set_weight is not None else "")
+            print(f"{c.system} ({c.resource}): {c.phase}"
+                  + (f" — {c.message}" if c.message else "")
+                  + (f"   {set_actual}" if set_actual else ""))
+            if c.last_action:
+                print(f"last action: {c.last_action}")
         if snap.pause_reason:
             print(f"paused: {snap.pause_reason}")
         for what, address in dashboards(plan):

@@ -347,9 +347,79 @@ class ServerHealth:
 
 
 @dataclass(frozen=True)
+class ControllerStep:
+    """One step of a plan that a controller owns (an Argo Rollout's steps), for the screen.
+
+    `weight` is the canary's set weight while the controller stands at this step (the
+    last setWeight at or before it). `pause` is the seconds of a timed pause; `waits` marks
+    a step where the controller waits for a promote (a pause without duration, a
+    blue-green preview without auto-promotion).
+    """
+
+    text: str
+    weight: int
+    pause: float | None = None
+    waits: bool = False
+
+
+@dataclass(frozen=True)
+class AnalysisVerdict:
+    """One AnalysisRun of the controller's, as it judged (Argo's phase words)."""
+
+    name: str
+    phase: str  # Pending, Running, Successful, Failed, Error, Inconclusive
+    message: str = ""
+    metrics: tuple[tuple[str, str], ...] = ()  # (metric name, its phase)
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    """What a controller that owns the release (Argo Rollouts) says of it, read as its
+    own CLI reads it.
+
+    `step` is the controller's own step number (Argo: status.currentStepIndex, the steps
+    completed; equal to `steps` when done). `waiting` is true while it waits for a
+    promote; `manually_paused` while someone paused it (spec.paused); `aborted` once it
+    was aborted. `last_action` is the last relconsole action written on the resource
+    ("abort by alice@bastion: p99 doubled"), so a console attaching later says who.
+    """
+
+    system: str  # "Argo Rollouts"
+    resource: str  # "rollout payments/checkout"
+    phase: str
+    message: str
+    step: int | None
+    steps: int | None
+    set_weight: int | None
+    actual_weight: int | None
+    plan: tuple[ControllerStep, ...] = ()
+    strategy: str = "Canary"
+    waiting: bool = False
+    manually_paused: bool = False
+    aborted: bool = False
+    fully_promoted: bool = False
+    analysis: tuple[AnalysisVerdict, ...] = ()
+    last_action: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        """The "controller" object of `relconsole status --json`."""
+        return {
+            "phase": self.phase,
+            "message": self.message,
+            "step": self.step,
+            "steps": self.steps,
+            "set_weight": self.set_weight,
+            "actual_weight": self.actual_weight,
+        }
+
+
+@dataclass(frozen=True)
 class TrafficState:
     canary_weight: int
     servers: tuple[ServerHealth, ...] = ()
+    # Set by a provider whose controller owns the step plan; `canary_weight` is then the
+    # weight really applied (Argo's actual weight), not the one the step asks for.
+    controller: ControllerState | None = None
 
     def health_line(self) -> str:
         """'canary 2/2 up · stable 2/2 up', or '' when the provider does not report health."""

@@ -158,7 +158,7 @@ def to_plan(model: RootModel) -> ReleasePlan:
         version=release.version,
         environment=release.environment,
         strategy=release.strategy,
-        steps=tuple(Step(weight=s.weight, bake=s.bake) for s in release.steps),
+        steps=tuple(Step(weight=s.weight, bake=s.bake) for s in release.steps or ()),
         auto_advance=release.auto_advance,
         auto_rollback=release.auto_rollback,
         poll_interval=release.poll_interval,

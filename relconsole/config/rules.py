@@ -41,6 +41,8 @@ class Parts:
     """What the rules look at; None (or left out) where that part is not valid."""
 
     steps: list[StepModel] | None = None
+    steps_written: bool = True  # release.steps is in the file, valid or not
+    traffic_type: str | None = None  # providers.traffic.type
     poll_interval: float | None = None
     stale_after: float | None = None
     gates: tuple[tuple[int, GateModel], ...] = ()  # (index in the file, gate)
@@ -60,6 +62,8 @@ class Parts:
         release = model.release
         return cls(
             steps=release.steps,
+            steps_written=release.steps is not None,
+            traffic_type=model.providers.traffic.type if model.providers.traffic else None,
             poll_interval=release.poll_interval,
             stale_after=release.stale_after,
             gates=tuple(enumerate(model.gates)),
@@ -101,8 +105,14 @@ class Parts:
                     valid = MetricModel.model_validate(raw_metric)
                     queries.append((str(name), valid.query))
                     metric_models.append((str(name), valid))
+        raw_release = data.get("release")
+        traffic_block = providers.get("traffic") if isinstance(providers, dict) else None
         return cls(
             steps=release.get("steps"),
+            steps_written=not isinstance(raw_release, dict) or "steps" in raw_release,
+            traffic_type=(
+                str(traffic_block.get("type")) if isinstance(traffic_block, dict) else None
+            ),
             poll_interval=release.get("poll_interval"),
             stale_after=release.get("stale_after"),
             gates=tuple(gates),
@@ -123,10 +133,24 @@ class Parts:
         )
 
 
+# Traffic providers whose controller owns the step plan: release.steps may be left out.
+PLAN_OWNERS = ("argo-rollouts",)
+
+
 def check_steps(parts: Parts, fail: Fail) -> list[ConfigError]:
     steps = parts.steps
     if steps is None:
-        return []
+        if parts.steps_written or parts.traffic_type in PLAN_OWNERS:
+            return []
+        return [
+            fail(
+                ("release",),
+                "no release.steps",
+                "Add steps, e.g. steps: [{weight: 10, bake: 2m}, {weight: 100}] (only a "
+                "traffic provider whose controller owns the plan, type: argo-rollouts, "
+                "needs none)",
+            )
+        ]
     if not steps:
         return [
             fail(

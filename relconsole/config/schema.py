@@ -106,7 +106,8 @@ class ReleaseModel(_Strict):
     version: Text
     environment: Text
     strategy: Literal["canary", "blue-green", "rolling", "ab", "shadow"] = "canary"
-    steps: list[StepModel]
+    # Left out where the traffic provider's controller owns the plan (argo-rollouts).
+    steps: list[StepModel] | None = None
     auto_advance: bool = False
     auto_rollback: bool = True
     poll_interval: PositiveDuration = 5.0

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from relconsole.engine import policy
+from relconsole.engine import controller, policy
 from relconsole.engine.context import EngineContext
 from relconsole.engine.journal import JournalError
 from relconsole.engine.results import ActionResult, CallFailed
 from relconsole.engine.state import EventKind
-from relconsole.model import Actor, Mode, Phase
+from relconsole.model import Actor, Mode, Phase, TrafficState
 
 # Failed step changes in a row before the engine stops trying and pauses.
 ADVANCE_FAILURE_LIMIT = 3
@@ -24,6 +24,12 @@ class WeightChanges:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.state = ctx.state
+        self.follower = controller.ControllerFollower(ctx, self)
+
+    @property
+    def controlled(self) -> bool:
+        """Whether the traffic provider's controller owns the plan (Argo Rollouts)."""
+        return controller.controlled(self.ctx.drive.traffic)
 
     # ------------------------------------------------------------------ steps
 
@@ -43,7 +49,7 @@ class WeightChanges:
         promoted = self.state.phase is Phase.PROMOTED
         self.ctx.emit(
             EventKind.PROMOTED if promoted else EventKind.STEP,
-            f"step {self.state.step_index + 1}/{self.ctx.steps.count}: canary at "
+            f"{self.ctx.steps.label(self.state.step_index)}: canary at "
             f"{self.state.weight}% ({how})" + (" — PROMOTED" if promoted else ""),
             actor=actor,
             step=self.state.step_index + 1,
@@ -111,7 +117,14 @@ class WeightChanges:
         )
         if not result.ok:
             return result
-        self.enter_step(nxt)
+        # A controller may walk on past the step it was asked for (a setWeight after a
+        # pause): the release is where its read says.
+        if self.controlled:
+            read = self.ctx.obs.traffic
+            self.enter_step(self.ctx.steps.index_for_weight(state.weight))
+            self.follower.hold_promotion(read.controller if read is not None else None)
+        else:
+            self.enter_step(nxt)
         outcome = f"verified — {early}" if early else "verified"
         self.ctx.record.outcome("advance", reason, before, outcome, who)
         self.announce_step(
@@ -141,6 +154,13 @@ class WeightChanges:
         before = state.journal_view()
         result = await self.apply_weight(100, intent="promote", reason=reason, actor=actor,
                                          data=self.ctx.obs.gate_data())
+        if result.ok and self.controlled:
+            read = self.ctx.obs.traffic or TrafficState(state.weight)
+            self.enter_step(self.ctx.steps.last_index)
+            self.follower.hold_promotion(read.controller)
+            self.ctx.record.outcome("promote", reason, before, result.message, actor)
+            self.announce_step(self.ctx.who(actor), "promote --full, verified")
+            return result
         if result.ok:
             self.enter_step(self.ctx.steps.last_index)
             self.ctx.record.outcome("promote", reason, before, "verified", actor)
@@ -169,6 +189,10 @@ class WeightChanges:
                                   actor=actor)
         except JournalError as exc:
             return self.ctx.refuse(f"pause refused: journal cannot be written ({exc})")
+        if self.controlled:
+            failed = await self._controller_move("pause", reason or "paused by operator", actor)
+            if failed is not None:
+                return failed
         self.set_paused(reason or "paused by operator", actor or self.ctx.actor)
         return ActionResult(True, "paused")
 
@@ -183,6 +207,11 @@ class WeightChanges:
                                   before=before, after={"phase": "progressing"}, actor=actor)
         except JournalError as exc:
             return self.ctx.refuse(f"resume refused: journal cannot be written ({exc})")
+        if self.controlled:
+            failed = await self._controller_move("resume", reason or "resumed by operator",
+                                                 actor)
+            if failed is not None:
+                return failed
         state.phase = Phase.PENDING if state.step_index < 0 else Phase.PROGRESSING
         state.pause_reason = ""
         # Give missing data a fresh allowance; failures keep counting.
@@ -192,6 +221,30 @@ class WeightChanges:
         self.ctx.emit(EventKind.RESUME, f"resumed{': ' + reason if reason else ''}",
                       actor=self.ctx.who(actor))
         return ActionResult(True, "resumed")
+
+    async def auto_pause(self, reason: str) -> None:
+        """The engine's own pause (a gate failing, data missing). A controller that owns
+        the plan is paused too, or it would walk on through its timed steps while the
+        screen says paused; if that cannot be sent, the release is paused here and says
+        so."""
+        if self.controlled:
+            try:
+                await controller.send(self.ctx, "pause", reason=reason, actor=None)
+            except CallFailed as exc:
+                c = self.ctx.steps.controller
+                reason += f" — {c.system if c else 'the controller'} NOT paused: {exc}"
+        self.set_paused(reason)
+
+    async def _controller_move(
+        self, intent: str, reason: str, actor: Actor | None
+    ) -> ActionResult | None:
+        """Pause or resume on the controller; the failure to return, or None when done."""
+        before = self.state.journal_view()
+        try:
+            await controller.send(self.ctx, intent, reason=reason, actor=actor)
+        except CallFailed as exc:
+            return self.ctx.fail(intent, reason, before, f"{intent} not verified: {exc}", actor)
+        return None
 
     # ------------------------------------------------------------------ the protocol
 
@@ -209,6 +262,9 @@ class WeightChanges:
             )
         except JournalError as exc:
             return self.ctx.refuse(f"{intent} refused: journal cannot be written ({exc})")
+        if self.controlled:
+            return await self._apply_controller(weight, intent=intent, reason=reason,
+                                                actor=actor)
         traffic = self.ctx.drive.traffic
         try:
             await self.ctx.call("traffic", f"set weight {weight}%",
@@ -243,6 +299,29 @@ class WeightChanges:
         state.advance_failures = 0
         return ActionResult(True, f"{intent}: canary at {weight}% (verified)")
 
+    async def _apply_controller(
+        self, weight: int, *, intent: str, reason: str, actor: Actor | None
+    ) -> ActionResult:
+        """Advance or promote through the controller: it moves the weight, and the
+        provider returns once the controller has acted (its read-back verifies)."""
+        state = self.state
+        before = state.journal_view()
+        try:
+            read = await controller.send(self.ctx, intent, reason=reason, actor=actor)
+        except CallFailed as exc:
+            # Whatever the controller did is what its next read says; nothing is assumed.
+            await self.read_quietly()
+            message = f"{intent} not verified: {exc}"
+            result = self.ctx.fail(intent, reason, before, message, actor)
+            self.after_failed_change(message, mismatch=False)
+            return result
+        state.advance_failures = 0
+        c = read.controller
+        shown = controller.where(c)
+        if c is not None and c.set_weight is not None and c.set_weight != read.canary_weight:
+            shown += f"; set {c.set_weight}%, actual {read.canary_weight}%"
+        return ActionResult(True, f"{intent}: verified — {shown}")
+
     async def read_quietly(self) -> int | None:
         """The live weight, or None when the provider cannot say."""
         try:
@@ -275,6 +354,10 @@ class WeightChanges:
         """Reconcile what the provider reports with what this engine set."""
         state = self.state
         steps = self.ctx.steps
+        read = self.ctx.obs.traffic
+        if read is not None and read.controller is not None:
+            self.follower.follow(read)
+            return
         state.weight = weight
         if self.ctx.drive.mode is Mode.WATCH:
             state.expected_weight = weight

@@ -158,6 +158,14 @@ def advance_refusal(
             return gate_refusal("advance", blocking)
     last = nxt == steps.last_index
     left = bake_left(state, steps)
+    busy = steps.busy(state.step_index) if started else None
+    if busy is not None and not skip_bake:
+        # The controller leaves this step by itself; a promote now skips what is left
+        # of it (a pause's wait, an analysis), which is the operator's explicit call.
+        return (f"advance refused: {busy}; promoting now cuts this step short and must "
+                "be asked for, with a reason (relconsole advance --skip-bake --reason TEXT)")
+    if busy is not None and not reason.strip():
+        return f"advance refused: cutting the step short ({busy}) needs a reason for the journal"
     if left > 0 and not skip_bake:
         current = steps.step(state.step_index)
         baked = f"{_spell(state.bake_elapsed)} of {_spell(current.bake if current else 0)}"
@@ -199,6 +207,8 @@ def ready_to_advance(
         return False
     if state.bake_elapsed < step.bake:
         return False
+    if steps.busy(state.step_index) is not None:
+        return False  # the controller moves on by itself; promoting would skip its step
     return all(g.verdict is Verdict.PASS and g.passed_this_step for g in gates)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relconsole.model import Phase
+from relconsole.model import ControllerState, Phase
 
 JournalRecord = Mapping[str, Any]
 
@@ -138,3 +138,19 @@ def recover(
     if step_index < 0:
         return Recovered(Phase.PENDING)
     return Recovered(Phase.PROGRESSING, bake_elapsed=bake_from_journal(records, weight, now))
+
+
+def controller_phase(controller: ControllerState | None, found: Recovered) -> tuple[Phase, str]:
+    """Where a controller-owned release stands (Argo Rollouts), the controller's word
+    taking precedence over the journal's: it may have moved, paused or been resumed while
+    no console watched. An abort seen here is left to the first poll, which journals it
+    as done outside relconsole; a rollback the journal left unfinished is finished."""
+    if controller is None or found.phase.terminal or found.phase is Phase.ROLLING_BACK:
+        return found.phase, found.pause_reason
+    if controller.aborted:
+        return found.phase, found.pause_reason
+    if controller.fully_promoted and not controller.manually_paused:
+        return Phase.PROMOTED, ""
+    if controller.manually_paused:
+        return Phase.PAUSED, found.pause_reason or f"paused in {controller.system}"
+    return Phase.PROGRESSING, ""

@@ -41,9 +41,14 @@ from relconsole.engine.record import Recorder
 from relconsole.engine.results import ActionResult, CallFailed, WatchOnlyError
 from relconsole.engine.rollback import ROLLED_BACK, Rollback
 from relconsole.engine.state import Event, EventKind, Snapshot
-from relconsole.engine.steps import FixedSteps, StepPlan
+from relconsole.engine.steps import ControllerSteps, FixedSteps, StepPlan
 from relconsole.model import Actor, Mode, Phase, ReleasePlan, TrafficState
-from relconsole.providers.base import FlagProvider, MetricsProvider, TrafficProvider
+from relconsole.providers.base import (
+    FlagProvider,
+    MetricsProvider,
+    TrafficProvider,
+    owns_steps,
+)
 
 __all__ = ["ADVANCE_FAILURE_LIMIT", "ActionResult", "Intent", "ReleaseEngine", "WatchOnlyError"]
 
@@ -85,7 +90,11 @@ class ReleaseEngine:
         self.clock = clock
         self.actor = actor
         self.journal = journal
-        self.steps = steps or FixedSteps(plan.steps)
+        if steps is None:
+            # A controller that owns the plan (Argo Rollouts) reports it on every read.
+            steps = (ControllerSteps(lambda: self._obs.traffic) if owns_steps(traffic)
+                     else FixedSteps(plan.steps))
+        self.steps = steps
         self._bus = EventBus(clock)
         self._drive = Drive(
             mode, traffic=traffic, metrics=metrics, flags=flags, journal=journal,
@@ -230,6 +239,11 @@ class ReleaseEngine:
         state.phase = found.phase
         state.pause_reason = found.pause_reason
         state.bake_elapsed = found.bake_elapsed
+        if weight_known and self._obs.traffic is not None:
+            # The controller's word over the journal's: it may have moved, paused or
+            # aborted while no console watched.
+            state.phase, state.pause_reason = recovery.controller_phase(
+                self._obs.traffic.controller, found)
         # A console that arrives after a rollback (a driver restarting, a watcher) shows
         # its cause as the console that rolled back did, from the intent's record.
         state.rollback.cause = follow.last_rollback_cause(records, self.plan)
@@ -269,7 +283,7 @@ class ReleaseEngine:
         self._bus.emit(
             EventKind.ATTACH,
             f"attached: {state.phase.label} at {state.weight}% "
-            f"(step {state.step_index + 1}/{self.steps.count})",
+            f"({self.steps.label(state.step_index)})",
         )
         await self._obs.poll(self._drive, now, self._changes.observe_weight)
         self._publish()
@@ -316,7 +330,7 @@ class ReleaseEngine:
             case policy.StartRollback(reason=reason):
                 await self._rollback.start(reason, automatic=True)
             case policy.Pause(reason=reason):
-                self._changes.set_paused(reason)
+                await self._changes.auto_pause(reason)
             case policy.Advance(reason=reason):
                 await self._changes.advance(reason, automatic=True)
             case policy.Hold():

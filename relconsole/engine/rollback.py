@@ -7,6 +7,7 @@ seconds) and shown loudly as ROLLBACK FAILED (safety rule 2).
 
 from __future__ import annotations
 
+from relconsole.engine import controller
 from relconsole.engine.context import EngineContext
 from relconsole.engine.flag_actions import FlagActions, FlagChange
 from relconsole.engine.journal import JournalError
@@ -93,13 +94,21 @@ class Rollback:
         failure: str | None = None
         traffic = ctx.drive.traffic
         try:
-            await ctx.call("traffic", "set weight 0%",
-                           traffic.set_weight(0, reason=rollback.reason))
-            read = await ctx.call("traffic", "read back", traffic.read())
+            if controller.controlled(traffic):
+                # The controller's own abort (Argo Rollouts), verified by its provider
+                # once set and actual weight are 0; the read below checks it again.
+                read = await controller.send(ctx, intent, reason=rollback.reason, actor=actor)
+            else:
+                await ctx.call("traffic", "set weight 0%",
+                               traffic.set_weight(0, reason=rollback.reason))
+                read = await ctx.call("traffic", "read back", traffic.read())
             ctx.obs.traffic = read
             state.weight = read.canary_weight
+            c = read.controller
             if read.canary_weight != 0:
                 failure = f"provider reports canary at {read.canary_weight}%"
+            elif c is not None and c.set_weight not in (None, 0):
+                failure = f"{c.system} still sets the canary at {c.set_weight}%"
         except CallFailed as exc:
             failure = str(exc)
         if failure is None and flag_failure is not None:

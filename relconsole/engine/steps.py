@@ -1,16 +1,17 @@
 """Which step a release is on, and what advancing means: the one seam for step plans.
 
-Today the plan is the config's `release.steps`. A traffic provider that owns its own plan
-(an Argo Rollout's `spec.strategy.canary.steps`) supplies another `StepPlan`; nothing
-else in the engine reads the steps directly.
+The plan is the config's `release.steps` (`FixedSteps`), or, when the traffic provider's
+controller owns it (an Argo Rollout's `spec.strategy.canary.steps`), the plan that
+controller reports on every read (`ControllerSteps`); nothing else in the engine reads
+the steps directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from relconsole.model import Step
+from relconsole.model import ControllerState, Step, TrafficState
 
 
 class StepPlan(Protocol):
@@ -31,6 +32,20 @@ class StepPlan(Protocol):
 
     @property
     def last_index(self) -> int: ...
+
+    def label(self, index: int) -> str:
+        """'step 2/5' as this plan counts its steps."""
+        ...
+
+    def busy(self, index: int) -> str | None:
+        """Why the plan's owner moves on from this step by itself, so that an advance
+        now would cut it short; None when the step waits to be advanced."""
+        ...
+
+    @property
+    def controller(self) -> ControllerState | None:
+        """What the controller that owns the plan said last; None for the config's plan."""
+        ...
 
 
 class FixedSteps:
@@ -60,3 +75,78 @@ class FixedSteps:
     @property
     def last_index(self) -> int:
         return len(self._steps) - 1
+
+    def label(self, index: int) -> str:
+        return f"step {index + 1}/{len(self._steps)}"
+
+    def busy(self, index: int) -> str | None:
+        return None
+
+    @property
+    def controller(self) -> ControllerState | None:
+        return None
+
+
+class ControllerSteps:
+    """The plan of a controller that owns it (Argo Rollouts), as its last read says.
+
+    Index i is the controller's own step number (Argo's status.currentStepIndex: steps
+    completed), so `len(plan)` is "done" at 100 %. The step a release is on is the one
+    the controller reports, whatever the weight (two steps may share a weight). Timed
+    pauses are the controller's bake, not the engine's: every step has bake 0, and a step
+    the controller leaves by itself is `busy`.
+    """
+
+    def __init__(self, read: Callable[[], TrafficState | None]) -> None:
+        self._read = read
+
+    @property
+    def controller(self) -> ControllerState | None:
+        traffic = self._read()
+        return traffic.controller if traffic is not None else None
+
+    def _plan_len(self) -> int:
+        c = self.controller
+        return len(c.plan) if c is not None else 0
+
+    @property
+    def count(self) -> int:
+        return self._plan_len() + 1
+
+    def step(self, index: int) -> Step | None:
+        c = self.controller
+        if c is None or index < 0 or index > len(c.plan):
+            return None
+        if index == len(c.plan):
+            return Step(weight=100)
+        return Step(weight=c.plan[index].weight)
+
+    def index_for_weight(self, weight: int) -> int:
+        c = self.controller
+        if c is None:
+            return -1
+        if c.step is None:
+            # Argo reads a missing index as the first step; a rollout with no steps is at
+            # its end once promoted.
+            return len(c.plan) if not c.plan else 0
+        return max(0, min(c.step, len(c.plan)))
+
+    def next_index(self, index: int) -> int | None:
+        nxt = index + 1
+        return nxt if nxt <= self._plan_len() else None
+
+    @property
+    def last_index(self) -> int:
+        return self._plan_len()
+
+    def label(self, index: int) -> str:
+        # The number `kubectl argo rollouts get` prints, so the two never disagree.
+        return f"step {max(index, 0)}/{self._plan_len()}"
+
+    def busy(self, index: int) -> str | None:
+        c = self.controller
+        if c is None or c.waiting or c.manually_paused or c.aborted:
+            return None
+        if not 0 <= index < len(c.plan):
+            return None
+        return f"{c.system} is at {c.plan[index].text} and moves on by itself"

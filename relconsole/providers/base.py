@@ -95,6 +95,39 @@ class TrafficProvider(Protocol):
 
 
 @runtime_checkable
+class StepController(Protocol):
+    """A traffic provider whose own controller owns the step plan (Argo Rollouts).
+
+    Its `read()` carries `TrafficState.controller`, and the engine asks it to move instead
+    of setting weights (`set_weight` refuses). Each call sends what the controller's own
+    CLI sends, then reads the resource back and returns only once the controller has
+    acted; it raises `ProviderError` saying what it saw when it could not verify that.
+    `actor` ("alice@bastion") and `reason` are written on the resource for the audit.
+    """
+
+    async def promote(self, *, full: bool, reason: str, actor: str) -> None:
+        """One step on (the plugin's `promote`), or to the end (`promote --full`)."""
+        ...
+
+    async def abort(self, *, reason: str, actor: str) -> None:
+        """Send all traffic back to stable; verified once set and actual weight are 0."""
+        ...
+
+    async def pause(self, *, reason: str, actor: str) -> None: ...
+
+    async def resume(self, *, reason: str, actor: str) -> None: ...
+
+
+def owns_steps(provider: object) -> bool:
+    """Whether a traffic provider's controller owns the step plan (`StepController`)."""
+    # A wrapper (the watch-only facade) has the methods either way and says what it wraps.
+    said = getattr(provider, "controls_steps", None)
+    if said is not None:
+        return bool(said)
+    return isinstance(provider, StepController)
+
+
+@runtime_checkable
 class FlagProvider(Protocol):
     name: str
     supports_rollout: bool
@@ -118,3 +151,6 @@ class BuildContext:
     versions: dict[str, str] = field(default_factory=dict)  # role -> version string
     # Providers that share one world (the simulator) find each other here.
     shared: dict[str, Any] = field(default_factory=dict)
+    # Who runs this console ("alice@bastion"), for providers that write an audit trail
+    # on the system they change (Argo Rollouts: an Event and an annotation).
+    actor: str = ""

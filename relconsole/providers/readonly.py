@@ -15,6 +15,7 @@ from relconsole.providers.base import (
     MetricsProvider,
     ReadOnlyError,
     TrafficProvider,
+    owns_steps,
     reads_counters,
 )
 
@@ -52,12 +53,26 @@ class ReadOnlyTraffic:
     def __init__(self, inner: TrafficProvider) -> None:
         self._inner = inner
         self.name = inner.name
+        self.controls_steps = owns_steps(inner)
 
     async def read(self) -> TrafficState:
         return await self._inner.read()
 
     async def set_weight(self, weight: int, *, reason: str) -> None:
         raise _refuse("changing traffic weight")
+
+    # A controller's moves (Argo Rollouts' promote, abort, …) are refused alike.
+    async def promote(self, *, full: bool, reason: str, actor: str) -> None:
+        raise _refuse("promoting")
+
+    async def abort(self, *, reason: str, actor: str) -> None:
+        raise _refuse("aborting")
+
+    async def pause(self, *, reason: str, actor: str) -> None:
+        raise _refuse("pausing")
+
+    async def resume(self, *, reason: str, actor: str) -> None:
+        raise _refuse("resuming")
 
     async def close(self) -> None:
         await self._inner.close()

@@ -38,6 +38,7 @@ BUILTIN: dict[tuple[str, str], str] = {
     ("metrics", "prometheus"): "relconsole.providers.prometheus:build_metrics",
     ("traffic", "haproxy"): "relconsole.providers.haproxy:build_traffic",
     ("traffic", "command"): "relconsole.providers.command:build_traffic",
+    ("traffic", "argo-rollouts"): "relconsole.providers.argo.provider:build_traffic",
     ("flags", "flagd"): "relconsole.providers.flagd:build_flags",
     ("flags", "unleash"): "relconsole.providers.unleash:build_flags",
     ("flags", "launchdarkly"): "relconsole.providers.launchdarkly:build_flags",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relconsole.clock import Clock
 from relconsole.model import (
@@ -34,6 +34,9 @@ from relconsole.model import (
 )
 from relconsole.providers.base import BuildContext, ProviderError
 
+if TYPE_CHECKING:
+    from relconsole.providers.sim_rollout import SimRollout
+
 SCENARIOS: dict[str, str] = {
     "healthy": "a good release: canary and baseline agree",
     "bad-canary": "canary 5xx jumps to ~5% once it takes 10% of traffic",
@@ -41,6 +44,7 @@ SCENARIOS: dict[str, str] = {
     "noisy-healthy": "large variance on both sides, no real regression",
     "no-data": "canary metrics vanish for 3 minutes once it reaches 10%",
     "flaky-provider": "one traffic call in three fails",
+    "argo": "an Argo Rollout's own plan, walked by its (simulated) controller",
 }
 
 # Baseline behaviour of the stable version: error ratio and latency in seconds.
@@ -94,6 +98,9 @@ class SimWorld:
         self.weight = 0
         self.started = clock.now()
         self.reached_at: dict[int, float] = {}
+        # What a provider keeps in the world besides weights and flags (the simulated
+        # Rollout's state), saved with it.
+        self.extra: dict[str, Any] = {}
         self.flags: dict[str, Flag] = {f.key: f for f in _default_flags()}
         # Ages relative to the clock, so the flags panel and the audit have something to
         # show: days since creation, days since the last change.
@@ -138,6 +145,8 @@ class SimWorld:
             saved = json.loads(self.persist.read_text())
             self.weight = int(saved["weight"])
             self.reached_at = {int(k): float(v) for k, v in saved["reached_at"].items()}
+            extra = saved.get("extra", {})
+            self.extra = extra if isinstance(extra, dict) else {}
             for key, state in saved["flags"].items():
                 if key in self.flags:
                     self.flags[key] = replace(
@@ -152,6 +161,7 @@ class SimWorld:
         data = {
             "weight": self.weight,
             "reached_at": self.reached_at,
+            "extra": self.extra,
             "flags": {
                 k: {"enabled": f.enabled, "rollout": f.rollout} for k, f in self.flags.items()
             },
@@ -574,8 +584,14 @@ def build_metrics(settings: dict[str, Any], ctx: BuildContext) -> SimMetrics:
     return SimMetrics(world_for(world_settings, ctx), options)
 
 
-def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> SimTraffic:
-    return SimTraffic(world_for(settings, ctx))
+def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> SimTraffic | SimRollout:
+    world = world_for(settings, ctx)
+    if world.scenario == "argo":
+        # Imported here: the simulated Rollout reads Argo's words from providers.argo.
+        from relconsole.providers.sim_rollout import SimRollout
+
+        return SimRollout(world)
+    return SimTraffic(world)
 
 
 def build_flags(settings: dict[str, Any], ctx: BuildContext) -> SimFlags:
