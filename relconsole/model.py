@@ -199,6 +199,10 @@ class MetricSpec:
     dashboard: str = ""  # a link template; may hold {{version}} and {{baseline}}
     counts: CountSource | None = None  # judged on counts; None: judged on values
     values_why: str = ""  # why it is judged on values (shown by `check` and the gates panel)
+    # One series, the canary's, with no version to swap in: an Argo AnalysisTemplate's
+    # query selects the canary itself (by its pod-template hash, say). Only gates with
+    # absolute limits (max, min) can judge it; the baseline is not measured.
+    canary_only: bool = False
 
     def judging(self) -> str:
         """How its gates judge it, in words: 'judged on counts: events …, total …'."""

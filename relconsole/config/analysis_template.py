@@ -1133,7 +1133,8 @@ def _metric(raw: Mapping[str, Any], metric: str, values: Mapping[str, _Arg],
         _query_words(query_args, values, versioned),
         *_provider_words(prom, raw),
     )
-    spec = MetricSpec(name=metric, query=query.strip(), values_why=VALUES_WHY)
+    spec = MetricSpec(name=metric, query=query.strip(), values_why=VALUES_WHY,
+                      canary_only=not versioned)
     gate = GateSpec(metric=metric, max=limits.max, min=limits.min,
                     failure_limit=failure_limit + 1,
                     inconclusive_limit=relconsole_inconclusive)

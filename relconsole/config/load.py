@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from relconsole.config.analysis_template import TemplateError
 from relconsole.config.counts import judged_on
 from relconsole.config.errors import (
     ConfigError,
@@ -28,6 +29,7 @@ from relconsole.config.errors import (
     line_near,
 )
 from relconsole.config.explain import validation_errors
+from relconsole.config.gates_from import GatesFrom, apply, read_template_file
 from relconsole.config.provider_blocks import check_secrets, check_types
 from relconsole.config.rules import Parts, check_all
 from relconsole.config.schema import (
@@ -55,6 +57,8 @@ class LoadedConfig:
     theme: str | None
     state_dir: Path | None
     lines: dict[KeyPath, int] = field(default_factory=dict, repr=False, compare=False)
+    # A template still to be read from the cluster (a `file:` one is in `plan` already).
+    gates_from: GatesFrom | None = None
 
     def line_of(self, *path: str | int) -> int | None:
         """The 1-based line a key path was written on, or None when it is not in the file."""
@@ -130,12 +134,23 @@ def load_config(
     )
     if provider_types is not None:
         problems.add(check_types(providers, provider_types, fail))
+    wanted = _gates_from(model, path, fail, problems) if model is not None else None
+    plan = to_plan(model) if model is not None else None
+    if plan is not None and wanted is not None and not wanted.from_cluster:
+        assert wanted.path is not None
+        try:
+            plan = apply(plan, read_template_file(wanted.path), wanted)
+        except TemplateError as exc:
+            key: KeyPath = ("gates_from", "file")
+            problems.add([fail(key, problem, "gates_from imports an Argo AnalysisTemplate's "
+                               "Prometheus metrics; fix the template or leave that metric "
+                               "to Argo") for problem in exc.problems])
     problems.finish()
-    if model is None:  # pragma: no cover - an invalid model always left a problem
+    if model is None or plan is None:  # pragma: no cover - an invalid model left a problem
         raise AssertionError("invalid configuration without a problem")
     return LoadedConfig(
         path=path,
-        plan=to_plan(model),
+        plan=plan,
         providers=providers,
         versions={
             "canary": model.versions.canary or model.release.version,
@@ -144,7 +159,51 @@ def load_config(
         theme=model.ui.theme,
         state_dir=_state_dir(path, model.state.dir),
         lines=dict(lines),
+        gates_from=wanted if wanted is not None and wanted.from_cluster else None,
     )
+
+
+def _gates_from(
+    model: RootModel, path: Path, fail: Any, problems: _Problems
+) -> GatesFrom | None:
+    """What gates_from: asks for, or None; its own problems go to `problems`."""
+    block = model.gates_from
+    if block is None:
+        return None
+    given = [(key, value) for key, value in (
+        ("analysis_template", block.analysis_template),
+        ("cluster_analysis_template", block.cluster_analysis_template),
+        ("file", block.file),
+    ) if value is not None]
+    if len(given) != 1:
+        problems.add([fail(
+            ("gates_from",),
+            "gates_from needs exactly one of analysis_template, cluster_analysis_template "
+            f"or file (it has {len(given)})",
+            "Write e.g. gates_from: {analysis_template: success-rate}",
+        )])
+        return None
+    key, name = given[0]
+    if model.providers.metrics is None or model.providers.metrics.type != "prometheus":
+        problems.add([fail(
+            ("gates_from",),
+            "gates_from imports Prometheus metrics, but providers.metrics is not "
+            "type: prometheus",
+            "Add providers.metrics: {type: prometheus, url: …} (the Prometheus the "
+            "template's queries run on)",
+        )])
+    if key == "file":
+        return GatesFrom("file", name, dict(block.args), path.parent / Path(name).expanduser())
+    if model.providers.traffic.type != "argo-rollouts":
+        problems.add([fail(
+            ("gates_from", key),
+            f"gates_from.{key} is read from the Rollout's cluster, but providers.traffic "
+            "is not type: argo-rollouts",
+            "Use gates_from.file with the template's YAML (kubectl get analysistemplate "
+            "NAME -o yaml), or drive an Argo Rollout",
+        )])
+    kind = "AnalysisTemplate" if key == "analysis_template" else "ClusterAnalysisTemplate"
+    return GatesFrom(kind, name, dict(block.args))
 
 
 def to_plan(model: RootModel) -> ReleasePlan:

@@ -222,9 +222,19 @@ class FlagsAuditModel(_Strict):
     naming: str | None = None
 
 
+class GatesFromModel(_Strict):
+    """Gates imported from an Argo Rollouts AnalysisTemplate: one of the three sources."""
+
+    analysis_template: Text | None = None  # in the Rollout's namespace, read from the cluster
+    cluster_analysis_template: Text | None = None
+    file: Text | None = None  # a template's YAML, beside the config (checkable offline)
+    args: dict[str, Text] = Field(default_factory=dict)  # what the Rollout passes
+
+
 class RootModel(_Strict):
     release: ReleaseModel
     providers: ProvidersModel
+    gates_from: GatesFromModel | None = None
     versions: VersionsModel = Field(default_factory=VersionsModel)
     metrics: dict[str, MetricModel] = Field(default_factory=dict)
     gates: list[GateModel] = Field(default_factory=list)
@@ -245,6 +255,7 @@ MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("metrics", "*", "counts"): CountsModel,
     ("metrics", "*", "histogram"): HistogramModel,
     ("gates", "*"): GateModel,
+    ("gates_from",): GatesFromModel,
     ("ui",): UIModel,
     ("state",): StateModel,
     ("flags_audit",): FlagsAuditModel,
@@ -267,6 +278,10 @@ TEXT_PATHS: tuple[tuple[str, ...], ...] = (
     ("metrics", "*", "histogram", "buckets"),
     ("release", "dashboard"),
     ("gates", "*", "metric"),
+    ("gates_from", "analysis_template"),
+    ("gates_from", "cluster_analysis_template"),
+    ("gates_from", "file"),
+    ("gates_from", "args", "*"),
     ("ui", "theme"),
     ("state", "dir"),
     ("flags_audit", "naming"),
@@ -312,6 +327,8 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("gates",): "gates: [{metric: error_rate, max: 0.01}]",
     ("gates", "*"): "- {metric: error_rate, max: 0.01}",
     ("gates", "*", "metric"): "metric: error_rate",
+    ("gates_from",): "gates_from: {analysis_template: success-rate}",
+    ("gates_from", "file"): "file: analysis-template.yaml",
     ("gates", "*", "alpha"): "alpha: 0.01",
     ("gates", "*", "min_up"): "min_up: 2",
     ("gates", "*", "health"): "health: canary",

@@ -187,11 +187,15 @@ def render(template: str, version: str) -> str:
     return expand_query(template, version)
 
 
+# The baseline of a metric whose one query measures the canary (`MetricSpec.canary_only`).
+CANARY_ONLY = "not measured: the query selects the canary itself (imported from Argo)"
+
+
 def check_queries(metrics: Sequence[MetricSpec]) -> None:
     for m in metrics:
         if not m.query.strip():
             raise ProviderError(f"{NAME}: metrics.{m.name} has no query")
-        if not PLACEHOLDER.search(m.query):
+        if not PLACEHOLDER.search(m.query) and not m.canary_only:
             # Without it canary and baseline read the same series: every comparison gate
             # would compare a number with itself and pass.
             raise ProviderError(
@@ -492,6 +496,8 @@ class PrometheusMetrics:
     # -- async side
 
     async def _instant(self, metric: MetricSpec, role: Role) -> Reading:
+        if metric.canary_only and role is Role.BASELINE:
+            return Reading(None, self.clock.now(), CANARY_ONLY)
         version = self.versions[role]
         if not version:
             return Reading(None, self.clock.now(),
@@ -558,6 +564,8 @@ class PrometheusMetrics:
 
     async def _range(self, metric: MetricSpec, role: Role, start: float, end: float,
                      step: float, times: list[float]) -> list[Reading]:
+        if metric.canary_only and role is Role.BASELINE:
+            return [Reading(None, t, CANARY_ONLY) for t in times]
         version = self.versions[role]
         if not version:
             return [Reading(None, t, f"no {role.value} version configured") for t in times]
