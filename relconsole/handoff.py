@@ -27,7 +27,7 @@ from pathlib import Path
 from relconsole.clock import SystemClock
 from relconsole.engine.journal import Journal, JournalError, journal_path
 from relconsole.engine.lease import current_holder
-from relconsole.engine.paths import ensure_private_dir, safe_name
+from relconsole.engine.paths import ensure_private_dir, file_mode, safe_name
 from relconsole.model import Actor
 
 # How long the new driver may take to start, take the lease and attach (Python's start-up
@@ -110,7 +110,8 @@ async def hand_off(
     stamp = time.strftime("%Y%m%dT%H%M%S")
     log = log_dir / f"{safe_name(handoff.release_id)}-{stamp}-{os.getpid()}.log"
     try:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     file_mode(log))
     except OSError as exc:
         return Handed(False, f"cannot write the headless driver's log {log}: {exc}")
     try:

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any
 
 from relconsole.clock import Clock
-from relconsole.engine.paths import ensure_private_dir, safe_name
+from relconsole.engine.paths import ensure_private_dir, file_mode, fix_file_mode, safe_name
 from relconsole.model import Actor
 
 # A watcher's current_holder() probe holds a shared lock for microseconds; an acquire that
@@ -133,8 +133,10 @@ def _same_file(fd: int, path: Path) -> bool:
 
 def _try_lock(lock_path: Path) -> int | None:
     for attempt in range(ACQUIRE_ATTEMPTS):
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     file_mode(lock_path))
         try:
+            fix_file_mode(fd, lock_path)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
@@ -154,8 +156,10 @@ def _try_lock(lock_path: Path) -> int | None:
 
 def _write_info(info_path: Path, info: LeaseInfo) -> None:
     tmp = info_path.with_name(f".{info_path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 file_mode(info_path))
     try:
+        fix_file_mode(fd, info_path)
         os.write(fd, json.dumps(info.to_json()).encode() + b"\n")
     finally:
         os.close(fd)
@@ -236,7 +240,9 @@ class Lease:
         fresh = lock_path.with_name(f".{lock_path.name}.takeover-{os.getpid()}")
         try:
             ensure_private_dir(lock_path.parent)
-            fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                         | os.O_NOFOLLOW, file_mode(lock_path))
+            fix_file_mode(fd, lock_path)
         except OSError as exc:
             raise LeaseError(f"cannot take the lease in {lock_path.parent}: {exc}") from exc
         try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from relconsole.clock import Clock
-from relconsole.engine.paths import ensure_private_dir, safe_name
+from relconsole.engine.paths import ensure_private_dir, file_mode, fix_file_mode, safe_name
 from relconsole.model import Actor
 
 GENESIS = "0" * 64  # `prev` of the first record
@@ -204,8 +204,8 @@ class Journal:
             ensure_private_dir(self.path.parent)
             with self._locked() as fd:
                 st = os.fstat(fd)
-                if st.st_mode & 0o077 and st.st_uid == os.geteuid():
-                    os.fchmod(fd, 0o600)
+                # 0600, or 0660 in the host's shared folder (the group's drivers append).
+                fix_file_mode(fd, self.path)
                 self._sync(fd)
                 self._poll_ino = st.st_ino
         except OSError as exc:
@@ -216,7 +216,8 @@ class Journal:
     @contextmanager
     def _locked(self) -> Iterator[int]:
         existed = self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                     | os.O_NOFOLLOW, file_mode(self.path))
         try:
             if not existed:
                 _fsync_dir(self.path.parent)
@@ -278,7 +279,8 @@ class Journal:
         candidate, n = base, 1
         while True:
             try:
-                out = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                out = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                              file_mode(candidate))
                 break
             except FileExistsError:
                 n += 1
@@ -377,8 +379,10 @@ class Journal:
         tmp = self._head.with_name(f"{self._head.name}.tmp-{os.getpid()}")
         body = json.dumps({"seq": self._last_seq, "sha256": self._last_hash}).encode() + b"\n"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                         | os.O_NOFOLLOW, file_mode(self._head))
             try:
+                fix_file_mode(fd, self._head)
                 _write_all(fd, body)
                 os.fsync(fd)
             finally:
