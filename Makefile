@@ -42,6 +42,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/first_frame.py
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/detection.py
+	$(BIN)/python bench/fleet.py
 
 # A real Prometheus and HAProxy in front of a two-version service, on loopback; prints the
 # command that attaches relconsole and the one that injects a fault into the canary.

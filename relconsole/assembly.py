@@ -6,22 +6,36 @@ watch-only decision (flag or lease held elsewhere) is made in exactly one place.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relconsole.clock import Clock, clock_text
 from relconsole.config import ConfigError, LoadedConfig, load_config
+from relconsole.config.analysis_template import TemplateError
+from relconsole.config.errors import ConfigProblems
+from relconsole.config.gates_from import apply as apply_gates_from
+from relconsole.config.rules import PLAN_OWNERS
 from relconsole.engine.journal import Journal, head_path, journal_path
 from relconsole.engine.lease import Lease, LeaseInfo, any_driven, current_holder
-from relconsole.engine.paths import current_actor, ensure_private_dir, state_dir
+from relconsole.engine.paths import (
+    STATE_DIR_ENV,
+    current_actor,
+    ensure_private_dir,
+    private_state_dir,
+    state_dir,
+    state_warning,
+)
 from relconsole.engine.release import ReleaseEngine
-from relconsole.model import Actor, Mode
+from relconsole.model import Actor, Mode, Step, TrafficState
 from relconsole.providers import registry
 from relconsole.providers.base import (
     BuildContext,
@@ -31,6 +45,9 @@ from relconsole.providers.base import (
     TrafficProvider,
 )
 from relconsole.providers.sim import SCENARIOS
+
+if TYPE_CHECKING:
+    from relconsole.providers.argo.lease import KubeLease, KubeLeases
 
 P = TypeVar("P")
 
@@ -79,22 +96,134 @@ def build_providers(
     return Providers(traffic=traffic, metrics=metrics, flags=flags, shared=ctx.shared)
 
 
+# How long the start-up read of a Rollout (its plan, its AnalysisTemplate) may take.
+CLUSTER_READ_TIMEOUT = 30.0
+
+
+def _read_cluster(cfg: LoadedConfig, clock: Clock) -> tuple[TrafficState | None, dict[str, Any]]:
+    """One read of the Rollout and (if asked for) its AnalysisTemplate, at start-up.
+
+    A provider of its own, on an event loop of its own in a worker thread: this runs
+    before (or, in tests, inside) the console's loop, and the console's provider must not
+    be bound to a loop that ends here.
+    """
+    wanted = cfg.gates_from
+    settings = cfg.providers["traffic"]
+
+    async def go() -> tuple[TrafficState | None, dict[str, Any]]:
+        ctx = BuildContext(plan=cfg.plan, clock=clock, versions=dict(cfg.versions))
+        provider = registry.build_traffic(settings, ctx)
+        try:
+            template: dict[str, Any] = {}
+            if wanted is not None:
+                fetch = getattr(provider, "analysis_template", None)
+                if fetch is None:
+                    raise ProviderError(f"traffic provider {settings.get('type')!r} cannot "
+                                        "read AnalysisTemplates")
+                template = await asyncio.wait_for(
+                    fetch(wanted.name, cluster=wanted.kind == "ClusterAnalysisTemplate"),
+                    CLUSTER_READ_TIMEOUT)
+            read = None
+            if cfg.plan.steps:
+                read = await asyncio.wait_for(provider.read(), CLUSTER_READ_TIMEOUT)
+            return read, template
+        except TimeoutError:
+            raise ProviderError(f"no answer within {CLUSTER_READ_TIMEOUT:g}s") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await provider.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
+
+
+def plan_disagreement(config_steps: tuple[Step, ...], read: TrafficState) -> str | None:
+    """Why `release.steps` and the controller's own plan disagree; None when they agree
+    (or the controller reports none). The controller's plan is what runs."""
+    c = read.controller
+    if c is None or not config_steps:
+        return None
+    theirs: list[int] = []
+    for step in c.plan:
+        if step.weight and (not theirs or step.weight != theirs[-1]):
+            theirs.append(step.weight)
+    if not theirs or theirs[-1] != 100:
+        theirs.append(100)
+    ours = [s.weight for s in config_steps]
+    if ours == theirs:
+        return None
+    said = ", ".join(f"{w}%" for w in theirs)
+    return (f"release.steps ({', '.join(f'{w}%' for w in ours)}) disagree with the plan of "
+            f"{c.resource} ({said})")
+
+
+def resolve_from_cluster(cfg: LoadedConfig, clock: Clock) -> LoadedConfig:
+    """For a controller that owns the plan: import `gates_from`'s AnalysisTemplate from
+    the cluster, and refuse `release.steps` that disagree with the Rollout's own steps.
+
+    Errors are ConfigErrors naming the config line, as for any bad input: nothing has
+    been changed on the cluster.
+    """
+    needs_plan = bool(cfg.plan.steps) and cfg.providers.get("traffic", {}).get("type") in (
+        PLAN_OWNERS)
+    if cfg.gates_from is None and not needs_plan:
+        return cfg
+    wanted = cfg.gates_from
+    try:
+        read, template = _read_cluster(cfg, clock)
+    except ProviderError as exc:
+        if wanted is not None:
+            key = "analysis_template" if wanted.kind == "AnalysisTemplate" else (
+                "cluster_analysis_template")
+            raise cfg.error(("gates_from", key), f"{wanted.reference} cannot be read: {exc}",
+                            "Check its name and namespace, and that the console may get "
+                            "analysistemplates (RBAC)") from None
+        raise cfg.error(("providers", "traffic"), f"the Rollout cannot be read: {exc}",
+                        "`relconsole check` tries every provider") from None
+    if read is not None:
+        problem = plan_disagreement(cfg.plan.steps, read)
+        if problem is not None:
+            raise cfg.error(("release", "steps"), problem,
+                            "The Rollout owns its steps: remove release.steps (or make them "
+                            "match spec.strategy.canary.steps)")
+    if wanted is None:
+        return cfg
+    try:
+        plan = apply_gates_from(cfg.plan, template, wanted)
+    except TemplateError as exc:
+        key = "analysis_template" if wanted.kind == "AnalysisTemplate" else (
+            "cluster_analysis_template")
+        raise ConfigProblems([cfg.error(("gates_from", key), problem,
+                                        "relconsole imports an AnalysisTemplate's Prometheus "
+                                        "metrics only; fix the template or leave that metric "
+                                        "to Argo") for problem in exc.problems]) from None
+    return dataclasses.replace(cfg, plan=plan, gates_from=None)
+
+
 @dataclass
 class Session:
     """An engine plus what must be released when the console exits."""
 
     engine: ReleaseEngine
-    lease: Lease | None
+    lease: Lease | KubeLease | None
     providers: Providers
     state_dir: Path
     watch_reason: str = ""  # why this console watches instead of driving
     holder: LeaseInfo | None = None  # who drives instead, when the lease was taken
     actor: Actor | None = None  # who takes the lease, if this watcher takes it (`take`)
     lease_ttl: float = 30.0
+    # Said once at start when others on this host will not see this console's driver:
+    # the lease and journal fell back to this user's private folder (engine/paths.py).
+    state_warning: str = ""
 
     def take_over_hint(self) -> str:
         """What to tell an operator who could not drive, and how to take over."""
         now = time.time()  # lease times are wall-clock (see engine/lease.py)
+        if self.holder is None and self.watch_reason.startswith("cannot ") \
+                and "driver Lease" in self.watch_reason:
+            # The Kubernetes Lease could not be read or written: nobody to take it from.
+            return (f"{self.watch_reason}; nothing was changed (`relconsole check -c FILE` "
+                    "tries the connection)")
         if self.holder is not None and self.holder.expired(now):
             return (
                 f"{self.holder.describe(now)} holds the lease but has not renewed it "
@@ -115,17 +244,31 @@ class Session:
             return "this console drives this release already"
         release_id = engine.plan.release_id
         actor = self.actor or current_actor()
-        lease = Lease.acquire(self.state_dir, release_id, actor, ttl=self.lease_ttl)
-        if lease is None:
-            holder = current_holder(self.state_dir, release_id)
+        lease: Lease | KubeLease | None
+        if "kube_lease" in self.providers.shared:  # open_session put its KubeLeases there
+            from relconsole.providers.argo.lease import SHARED_KEY, KubeLeaseError
+
+            kube = self.providers.shared[SHARED_KEY]
+            try:
+                # On the lease thread: the screen goes on while the API server answers.
+                lease = await kube.acquire_async(actor, ttl=self.lease_ttl)
+            except KubeLeaseError as exc:
+                return str(exc)
+            found = kube.cached_holder() if lease is None else None
+            who = found.describe() if found else "another console"
+        else:
+            lease = Lease.acquire(self.state_dir, release_id, actor, ttl=self.lease_ttl)
+            holder = current_holder(self.state_dir, release_id) if lease is None else None
             who = holder.describe() if holder else "another console"
+        if lease is None:
             return (f"{who} drives this release — taking a live lease is a take-over: "
                     "relconsole run --take-over --take-over-reason TEXT")
         try:
             # A watcher that never saw a journal written has no folder for one yet.
             ensure_private_dir(engine.journal.path.parent)
             await engine.take_drive(
-                _heartbeat(lease, self.state_dir, release_id, engine.journal),
+                _heartbeat(lease, self.state_dir, release_id, engine.journal)
+                if isinstance(lease, Lease) else lease.beat,
                 since=lease.info.since, reason=reason,
                 holder={"driver": lease.info.holder, "pid": lease.info.pid},
             )
@@ -167,7 +310,34 @@ def open_session(
         lease_ttl = float(os.environ.get("RELCONSOLE_LEASE_TTL", "30"))
     sdir = state_dir(state or cfg.state_dir)
     release_id = cfg.plan.release_id
-    lease: Lease | None = None
+    # With Argo Rollouts the lease is a Kubernetes Lease beside the Rollout, so consoles
+    # on every bastion meet one driver (providers/argo/lease.py); else the file lease.
+    kube: KubeLeases | None = None
+    lease_errors: tuple[type[Exception], ...] = ()  # what taking the lease may fail with
+    traffic_block = cfg.providers.get("traffic") or {}
+    if traffic_block.get("type") == "argo-rollouts":
+        # Imported here: lightkube is loaded only for releases on Kubernetes.
+        from relconsole.providers.argo.lease import (
+            SHARED_KEY,
+            KubeLeaseConfigError,
+            KubeLeaseError,
+            KubeLeases,
+        )
+
+        lease_errors = (KubeLeaseError,)
+        try:
+            kube = KubeLeases.from_block(traffic_block, base=cfg.path.parent)
+        except KubeLeaseConfigError as exc:
+            raise cfg.error(("providers", "traffic", exc.key), str(exc),
+                            "Name the Rollout this release follows.") from None
+
+    def holder_now() -> LeaseInfo | None:
+        if kube is None:
+            return current_holder(sdir, release_id)
+        found = kube.current_holder()
+        return LeaseInfo.from_json(found.to_json()) if found else None
+
+    lease: Lease | KubeLease | None = None
     mode = Mode.WATCH
     driver = "nobody"
     driver_since: float | None = None
@@ -177,31 +347,47 @@ def open_session(
     # The lease keeps to the wall clock whatever `clock` is (a demo's runs --speed times
     # faster): its times are compared with other processes' (see engine/lease.py).
     if not watch:
-        lease = Lease.acquire(sdir, release_id, actor, ttl=lease_ttl)
-        if lease is None and take_over:
-            taken_from = current_holder(sdir, release_id)
-            lease = Lease.take_over(sdir, release_id, actor, ttl=lease_ttl,
-                                    reason=take_over)
-        if lease is not None:
-            mode = Mode.DRIVE
-            driver, driver_since = "you", lease.info.since
-        else:
-            holder = current_holder(sdir, release_id)
-            holder_info = holder
-            watch_reason = (
-                f"{holder.describe()} drives this release" if holder
-                else "another console holds the lease"
-            )
+        try:
+            if kube is None:
+                lease = Lease.acquire(sdir, release_id, actor, ttl=lease_ttl)
+            else:
+                lease = kube.acquire(actor, ttl=lease_ttl)
+            if lease is None and take_over:
+                taken_from = holder_now()
+                if kube is None:
+                    lease = Lease.take_over(sdir, release_id, actor, ttl=lease_ttl,
+                                            reason=take_over)
+                else:
+                    lease = kube.take_over(actor, ttl=lease_ttl, reason=take_over)
+            if lease is not None:
+                mode = Mode.DRIVE
+                driver, driver_since = "you", lease.info.since
+            else:
+                holder = holder_now()
+                holder_info = holder
+                watch_reason = (
+                    f"{holder.describe()} drives this release" if holder
+                    else "another console holds the lease"
+                )
+        except lease_errors as exc:
+            # No Lease, no driving; the console still shows the release (safety rule 4).
+            lease, watch_reason = None, str(exc)
     if mode is Mode.WATCH:
-        holder = current_holder(sdir, release_id)
-        if holder is not None:
-            driver, driver_since = holder.holder, holder.since
+        with contextlib.suppress(*lease_errors):
+            holder = holder_now()
+            if holder is not None:
+                driver, driver_since = holder.holder, holder.since
 
     def probe() -> tuple[str, float | None]:
+        if kube is not None:
+            found = kube.cached_holder()  # never waits: this runs on the event loop
+            return (found.holder, found.since) if found else ("nobody", None)
         info = current_holder(sdir, release_id)
         return (info.holder, info.since) if info else ("nobody", None)
 
     built = providers or build_providers(cfg, clock, {"state_dir": sdir})
+    if kube is not None:
+        built.shared[SHARED_KEY] = kube  # for `Session.take` and `take_over_hint`
     journal = Journal(journal_path(sdir, release_id), clock, actor, release=release_id,
                       read_only=mode is Mode.WATCH)
     engine = ReleaseEngine(
@@ -216,7 +402,9 @@ def open_session(
         driver=driver,
         driver_since=driver_since,
         driver_probe=probe,
-        heartbeat=_heartbeat(lease, sdir, release_id, journal) if lease is not None else None,
+        heartbeat=(None if lease is None
+                   else _heartbeat(lease, sdir, release_id, journal) if isinstance(lease, Lease)
+                   else lease.beat),
     )
     if lease is not None and take_over:
         previous = taken_from.holder if taken_from else "nobody"
@@ -229,7 +417,11 @@ def open_session(
                    "pid": lease.info.pid},
             outcome="verified",
         )
-    return Session(engine, lease, built, sdir, watch_reason, holder_info, actor, lease_ttl)
+    # The Kubernetes Lease is seen by every console of the cluster; a file lease only by
+    # those that share its folder.
+    warning = (state_warning(state or cfg.state_dir) or "") if kube is None else ""
+    return Session(engine, lease, built, sdir, watch_reason, holder_info, actor, lease_ttl,
+                   warning)
 
 
 def _release_view(journal: Journal) -> dict[str, Any]:
@@ -329,7 +521,10 @@ def demo_state(base: Path | None = None) -> DemoState:
     its lease's lock file, so a second demo took a fresh lock and drove too; left
     alone, the second one watches the first.
     """
-    root = state_dir(base) / "demo"
+    # A demo's world is the user's own, even on a host with a shared state folder: two
+    # people trying the demo on one bastion must not drive each other's simulation.
+    chosen = base if base is not None or os.environ.get(STATE_DIR_ENV) else private_state_dir()
+    root = state_dir(chosen) / "demo"
     if any_driven(root):
         return DemoState(state_dir(root))
     sdir = state_dir(root)
@@ -363,3 +558,39 @@ def _set_aside_journals(sdir: Path) -> tuple[Path, ...]:
             head.rename(head_path(target))
         kept.append(target)
     return tuple(kept)
+
+
+def config_for_rollout(
+    *, rollout: str, namespace: str, context: str | None, kubeconfig: str | None,
+    state: Path | None = None,
+) -> LoadedConfig:
+    """A release for one Argo Rollout picked in the fleet view, with no config file.
+
+    Its steps and weights are the Rollout's own and it has no metrics or gates of its
+    own: the console shows the Rollout, its AnalysisRuns and who did what. The config is
+    written as a file (under the state folder's `fleet/`) and loaded like any other, so
+    it is checked the same way and `relconsole run -c` can open it again.
+    """
+    traffic: dict[str, Any] = {"type": "argo-rollouts", "rollout": rollout,
+                               "namespace": namespace}
+    if context:
+        traffic["context"] = context
+    if kubeconfig:
+        traffic["kubeconfig"] = str(Path(kubeconfig).expanduser().resolve())
+    doc = {
+        "release": {
+            "service": rollout,
+            "version": "current",
+            "environment": f"{context or 'current-context'}/{namespace}",
+            "strategy": "canary",
+        },
+        "providers": {"traffic": traffic},
+    }
+    folder = ensure_private_dir(state_dir(state) / "fleet")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_"
+                   for c in f"{context or 'current'}-{namespace}-{rollout}")
+    path = folder / f"{safe}.yaml"
+    # JSON is YAML: no YAML writer is needed, and the file reads back exactly.
+    path.write_text("# Written by relconsole fleet for one Argo Rollout.\n"
+                    + json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return load_config(path, resolve_secrets=False)

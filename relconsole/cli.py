@@ -159,6 +159,30 @@ def build_parser() -> argparse.ArgumentParser:
                           help="where journals and leases live (default: the user state dir)")
     releases.add_argument("--json", action="store_true", help="one JSON object per release")
 
+    fleet = sub.add_parser(
+        "fleet", help="every release in one live table (Argo Rollouts, or a folder of "
+                      "configs); enter attaches the console, escape comes back")
+    fleet.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+                       help="Rollouts of this namespace (repeatable; default: every "
+                            "namespace the kubeconfig may list, else its own)")
+    fleet.add_argument("--context", action="append", default=[], metavar="NAME",
+                       help="kubeconfig context (repeatable: several clusters in one "
+                            "table; default: the current context)")
+    fleet.add_argument("--kubeconfig", type=Path, default=None, metavar="PATH",
+                       help="default: KUBECONFIG, then ~/.kube/config, then in-cluster")
+    fleet.add_argument("--dir", type=Path, default=None, metavar="FOLDER",
+                       help="instead of Kubernetes: the releases of a folder of relconsole "
+                            "configs (*.yaml), from their journals and leases")
+    fleet.add_argument("--state-dir", type=Path, default=None,
+                       help="where journals and leases live (default: each config's, else "
+                            "the user state dir)")
+    fleet.add_argument("--watch", action="store_true",
+                       help="attach watch-only: change nothing")
+    fleet.add_argument("--theme", default=None,
+                       help="dark, light, high-contrast or ansi")
+    fleet.add_argument("--no-mouse", action="store_true",
+                       help="no mouse reporting (less traffic on slow SSH links)")
+
     journal = sub.add_parser("journal", help="the release's history")
     with_config(journal)
     journal.add_argument("--format", choices=("md", "json"), default="md")
@@ -179,7 +203,11 @@ def _load(
             "(config.example.yaml runs on the simulator), or try `relconsole demo`.",
             ExitCode.USAGE,
         )
-    return load_config(path, resolve_secrets=resolve_secrets, **options)
+    cfg = load_config(path, resolve_secrets=resolve_secrets, **options)
+    from relconsole.assembly import resolve_from_cluster
+
+    # A Rollout's own plan and AnalysisTemplate, before anything is built on the config.
+    return resolve_from_cluster(cfg, _clock())
 
 
 def _clock(speed: float = 1.0) -> SystemClock:
@@ -208,7 +236,8 @@ def _run_tui(
     _follow_terminal_size()
     app = ReleaseApp(session.engine, theme=theme, watch_reason=session.watch_reason,
                      simulation=simulation, state_dir=session.state_dir, handoff=handoff,
-                     take=session.take)
+                     take=session.take,
+                     notices=(session.state_warning,) if session.state_warning else ())
     app.run(mouse=not args.no_mouse)
     if app.exit_line:
         # Once the terminal is back: where the release was left, and how to get back to it.
@@ -242,6 +271,8 @@ def _front_end(
             await session.close()
 
     if args.headless:
+        if session.state_warning:
+            print(f"relconsole: warning: {session.state_warning}", file=sys.stderr)
         if session.engine.mode is Mode.WATCH and session.watch_reason:
             # A pipeline that only watches must say so, and who drives instead.
             print(f"relconsole: watch-only: {session.watch_reason}", file=sys.stderr)
@@ -439,20 +470,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     # An adapter's own settings are checked as it is built: only then is the file ok.
     providers = build_providers(cfg, _clock(), state=args.state_dir)
     print(f"{cfg.path}: config ok ({cfg.plan.service} {cfg.plan.version} "
-          f"→ {cfg.plan.environment}, {len(cfg.plan.steps)} steps, "
+          f"→ {cfg.plan.environment}, "
+          f"{f'{len(cfg.plan.steps)} steps' if cfg.plan.steps else 'steps from the Rollout'}, "
           f"{len(cfg.plan.gates)} gates)")
     for metric in cfg.plan.metrics:
         print(f"{metric.name}: {metric.judging()}")
 
     async def traffic() -> tuple[bool, str]:
         state = await providers.traffic.read()
+        c = state.controller
+        if c is not None:
+            return True, (f"{c.resource}: {c.phase}" + (f" — {c.message}" if c.message else "")
+                          + f", step {c.step}/{c.steps}, canary at {state.canary_weight}%")
         return True, f"canary at {state.canary_weight}%"
 
     async def metrics() -> tuple[bool, str]:
         assert providers.metrics is not None
         pairs = await providers.metrics.sample(cfg.plan.metrics)
+        # A metric that measures the canary alone (imported from Argo) has no baseline.
+        alone = {m.name for m in cfg.plan.metrics if m.canary_only}
         bad = [f"{n}: {p.canary.problem or p.baseline.problem}"
-               for n, p in pairs.items() if not (p.canary.usable and p.baseline.usable)]
+               for n, p in pairs.items()
+               if not (p.canary.usable and (p.baseline.usable or n in alone))]
         detail = f"{len(pairs)} metrics" + (f"; no usable value for {'; '.join(bad)}"
                                             if bad else "")
         # A canary not yet deployed has no series; a source where neither version reads
@@ -592,6 +631,8 @@ def _drive(args: argparse.Namespace, action: Any) -> int:
     if session.lease is None:
         asyncio.run(session.close())
         raise CliError(f"cannot act: {session.take_over_hint()}", ExitCode.ERROR)
+    if session.state_warning:
+        print(f"relconsole: warning: {session.state_warning}", file=sys.stderr)
 
     async def go() -> int:
         try:
@@ -705,6 +746,98 @@ def cmd_releases(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """The fleet table; enter runs the console on a release, escape there comes back.
+
+    Each screen is its own Textual app, run one after the other: the fleet exits with the
+    release to attach to, the console exits with `to_fleet` set when escape left it, and
+    the fleet starts again (listing afresh) with the console's exit line as a notice.
+    """
+    from relconsole.assembly import open_session
+    from relconsole.fleet.rows import ConfigTarget, FleetSource, Target
+    from relconsole.tui.app import ReleaseApp
+    from relconsole.tui.fleet import FleetApp, FleetView
+
+    if args.dir is not None:
+        if args.namespace or args.context or args.kubeconfig:
+            raise CliError("--dir lists a folder of relconsole configs; --namespace, "
+                           "--context and --kubeconfig are for Argo Rollouts: give one or "
+                           "the other", ExitCode.USAGE)
+        if not args.dir.is_dir():
+            raise CliError(f"{args.dir}: not a folder (--dir takes a folder of relconsole "
+                           "configs)", ExitCode.USAGE)
+    if args.theme is not None and _unknown_theme(args.theme):
+        raise CliError(_unknown_theme(args.theme), ExitCode.USAGE)
+
+    def source() -> FleetSource:
+        if args.dir is not None:
+            from relconsole.fleet.folder import FolderFleet
+
+            return FolderFleet(args.dir, state=args.state_dir)
+        from relconsole.fleet.argo import ArgoFleet
+
+        return ArgoFleet(args.context or [None], args.namespace, kubeconfig=args.kubeconfig)
+
+    def config_for(target: Target) -> LoadedConfig:
+        if isinstance(target, ConfigTarget):
+            return load_config(target.path)
+        from relconsole import assembly
+
+        make = getattr(assembly, "config_for_rollout", None)
+        if make is None:
+            raise CliError("this relconsole cannot attach to a Rollout yet "
+                           "(relconsole.assembly.config_for_rollout is missing)")
+        loaded: LoadedConfig = make(rollout=target.rollout, namespace=target.namespace,
+                                    context=target.context, kubeconfig=target.kubeconfig,
+                                    state=args.state_dir)
+        return loaded
+
+    def attach(target: Target) -> tuple[bool, str]:
+        """The console on `target`: (back to the fleet?, the line to show there)."""
+        try:
+            cfg = config_for(target)
+            session = open_session(cfg, clock=_clock(), watch=args.watch,
+                                   state=args.state_dir)
+        except (ConfigError, CliError) as exc:
+            return True, f"not attached: {exc}"
+        except Exception as exc:  # a provider that cannot be built: said in the fleet
+            return True, f"not attached: {type(exc).__name__}: {exc}"
+        # A Rollout's config is a file too (config_for_rollout writes it): the console
+        # hands off to `run -c` on it, and says how to attach again, as for any config.
+        where = ["--state-dir", str(args.state_dir)] if args.state_dir else []
+        handoff = _handoff(
+            session,
+            ["run", "-c", str(Path(cfg.path).resolve()), "--state-dir", str(session.state_dir)],
+            ["run", "-c", str(cfg.path), *where],
+        )
+        warning = session.state_warning
+        app = ReleaseApp(session.engine, theme=args.theme or cfg.theme,
+                         watch_reason=session.watch_reason, state_dir=session.state_dir,
+                         handoff=handoff, take=session.take, fleet=True,
+                         notices=(warning,) if warning else ())
+        try:
+            app.run(mouse=not args.no_mouse)
+        finally:
+            asyncio.run(session.close())
+        return app.to_fleet, app.exit_line
+
+    _follow_terminal_size()
+    notice = ""
+    view = FleetView()
+    while True:
+        fleet = FleetApp(source(), theme=args.theme, mouse=not args.no_mouse, notice=notice,
+                         view=view)
+        target = fleet.run()
+        view = fleet.view  # sort, filter and selection as the operator left them
+        if target is None:
+            return ExitCode.OK
+        back, notice = attach(target)
+        if not back:
+            if notice:
+                print(notice)  # once the terminal is back, as `relconsole run` does
+            return ExitCode.OK
+
+
 def cmd_journal(args: argparse.Namespace) -> int:
     from relconsole.engine.journal import Journal, journal_path, render_markdown, verify
     from relconsole.engine.paths import current_actor, state_dir
@@ -798,6 +931,7 @@ COMMANDS = {
     "flags": cmd_flags,
     "flag": cmd_flag,
     "releases": cmd_releases,
+    "fleet": cmd_fleet,
     "journal": cmd_journal,
 }
 

@@ -41,10 +41,24 @@ spec.strategy.canary.steps the simple way Argo does (research notes section 7), 
 status.phase/message/observedGeneration consistent, so that a whole release can run
 against it. Tests drive it one pass at a time with `step_controller()`.
 
+With `FakeKube(workloads=True)` the fake also serves ReplicaSets (apps/v1) and
+ClusterAnalysisTemplates, and the loop keeps the Rollout's ReplicaSets (named
+`<rollout>-<pod hash>`, owned by the Rollout's uid, labelled `rollouts-pod-template-hash`,
+annotated with the revision, as Argo creates them), scales a canary without
+`trafficRouting` by replicas (canary ceil(N*weight/100), stable the rest, no
+status.canary.weights: the plugin then computes the actual weight from the ReplicaSets),
+and walks a blue-green Rollout (preview, BlueGreenPause without autoPromotionEnabled,
+cut-over on promote, abort back to stable). Pods are ready at once unless a test says
+otherwise in `unready` (ReplicaSet name -> pods not ready).
+
+core/v1 Events are checked as the API server's legacy Event validation does for a
+request to /api/v1: an Event that carries `eventTime` must also carry reportingComponent,
+reportingInstance, action and reason (k8s.io/kubernetes pkg/apis/core/validation/events.go).
+
 Not covered, on purpose: discovery (/api, /apis; only /version), server-side apply,
 protobuf/CBOR/YAML bodies, dryRun, fieldManager and managedFields, finalizers and graceful
-deletion, set-based selectors, streaming lists (sendInitialEvents), ReplicaSets and Pods,
-AnalysisRun execution, blue-green, and any validation beyond names and resourceVersions.
+deletion, set-based selectors, streaming lists (sendInitialEvents), Pods, AnalysisRun
+execution, and any validation beyond names, resourceVersions and the Event rule above.
 """
 
 from __future__ import annotations
@@ -110,10 +124,17 @@ ANALYSISRUNS = ResourceType("argoproj.io", "v1alpha1", "analysisruns", "Analysis
                             custom=True)
 ANALYSISTEMPLATES = ResourceType("argoproj.io", "v1alpha1", "analysistemplates",
                                  "AnalysisTemplate", custom=True)
+CLUSTERANALYSISTEMPLATES = ResourceType("argoproj.io", "v1alpha1", "clusteranalysistemplates",
+                                        "ClusterAnalysisTemplate", namespaced=False,
+                                        custom=True)
+REPLICASETS = ResourceType("apps", "v1", "replicasets", "ReplicaSet")
 LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease")
 CORE_EVENTS = ResourceType("", "v1", "events", "Event")
 EVENTS_V1 = ResourceType("events.k8s.io", "v1", "events", "Event")
-RESOURCE_TYPES = (ROLLOUTS, ANALYSISRUNS, ANALYSISTEMPLATES, LEASES, CORE_EVENTS, EVENTS_V1)
+RESOURCE_TYPES = (ROLLOUTS, ANALYSISRUNS, ANALYSISTEMPLATES, CLUSTERANALYSISTEMPLATES,
+                  REPLICASETS, LEASES, CORE_EVENTS, EVENTS_V1)
+# Served only by `FakeKube(workloads=True)`; without it these paths are 404, as before.
+_WORKLOAD_TYPES = (CLUSTERANALYSISTEMPLATES, REPLICASETS)
 
 
 @dataclass
@@ -417,7 +438,8 @@ class FakeKube:
                  clock: Callable[[], datetime] | None = None,
                  bookmark_interval: float | None = None,
                  default_watch_timeout: float | None = None,
-                 controller_events: bool = True, start: bool = True) -> None:
+                 controller_events: bool = True, workloads: bool = False,
+                 start: bool = True) -> None:
         self.token = token  # when set, every request needs "Authorization: Bearer <token>"
         self.user = user  # the name 403 messages give
         self.status_subresource = status_subresource
@@ -433,6 +455,8 @@ class FakeKube:
         # sending this many events: a connection lost mid-stream, at a known point.
         self.drop_after_events: int | None = None
         self.controller_events = controller_events
+        self.workloads = workloads  # the controller keeps ReplicaSets and walks blue-green
+        self.unready: dict[str, int] = {}  # ReplicaSet name -> pods not ready (workloads)
         self.requests: list[LoggedRequest] = []
         self.internal_errors: list[BaseException] = []  # bugs in the fake itself, if any
         self._forbidden: list[tuple[str, str, str]] = []
@@ -573,6 +597,28 @@ class FakeKube:
         with self._lock:
             return self._create(rt, namespace, copy.deepcopy(obj), keep_status=True)
 
+    def mutate(self, rt: ResourceType, namespace: str, name: str,
+               change: Callable[[Obj], None]) -> Obj:
+        """Change a stored object in place (spec, status, anything), as another client or
+        the controller would: a new resourceVersion and a MODIFIED event, no log entry."""
+        with self._lock:
+            old = self._objects.get((rt, namespace, name))
+            if old is None:
+                raise not_found(rt, name)
+            new = copy.deepcopy(old)
+            change(new)
+            if new == old:
+                return copy.deepcopy(old)
+            new["metadata"]["resourceVersion"] = str(self._next_rv())
+            self._objects[(rt, namespace, name)] = new
+            self._record("MODIFIED", rt, namespace, new, old)
+            return copy.deepcopy(new)
+
+    def remove(self, rt: ResourceType, namespace: str, name: str) -> None:
+        """Delete a stored object (a DELETED event), as `kubectl delete` would."""
+        with self._lock:
+            self._delete(rt, namespace, name, None)
+
     # --- storage ----------------------------------------------------------------------
 
     def _next_rv(self) -> int:
@@ -708,6 +754,13 @@ class FakeKube:
         # The DELETED event carries the revision of the deletion itself.
         gone["metadata"]["resourceVersion"] = str(self._next_rv())
         self._record("DELETED", rt, ns, gone, old)
+        # The garbage collector's background cascade: what the object owned goes too
+        # (a Rollout's ReplicaSets), so a new object of the same name starts afresh.
+        uid = old["metadata"].get("uid")
+        for (t, ons, oname), o in list(self._objects.items()):
+            refs = o.get("metadata", {}).get("ownerReferences") or []
+            if ons == ns and any(r.get("uid") == uid for r in refs if isinstance(r, dict)):
+                self._delete(t, ons, oname, None)
         details = _details(rt, name)
         details["uid"] = old["metadata"]["uid"]
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -795,20 +848,86 @@ class FakeKube:
         with self._lock:
             for key in sorted(k for k in self._objects if k[0] == ROLLOUTS):
                 old = self._objects[key]
-                new = _Reconciler(old, self.clock()).run()
+                new = _Reconciler(old, self.clock(), workloads=self.workloads).run()
                 if new is None:
                     continue
                 new_obj, events = new
-                if new_obj == old:
-                    continue
-                new_obj["metadata"]["resourceVersion"] = str(self._next_rv())
-                self._objects[key] = new_obj
-                self._record("MODIFIED", ROLLOUTS, key[1], new_obj, old)
-                changed.append(f"{key[1]}/{key[2]}")
-                if self.controller_events:
-                    for etype, reason, message in events:
-                        self._emit_event(new_obj, etype, reason, message)
+                wanted: dict[str, int] = {}
+                if self.workloads:
+                    wanted = _replica_sets_wanted(new_obj)
+                    self._count_pods(new_obj, wanted)
+                if new_obj != old:
+                    new_obj["metadata"]["resourceVersion"] = str(self._next_rv())
+                    self._objects[key] = new_obj
+                    self._record("MODIFIED", ROLLOUTS, key[1], new_obj, old)
+                    changed.append(f"{key[1]}/{key[2]}")
+                    if self.controller_events:
+                        for etype, reason, message in events:
+                            self._emit_event(new_obj, etype, reason, message)
+                if self.workloads:
+                    self._sync_replica_sets(new_obj, wanted)
         return changed
+
+    # --- ReplicaSets (workloads=True) ---------------------------------------------------
+
+    def _owned_replica_sets(self, ro: Obj) -> dict[str, Obj]:
+        uid = ro["metadata"]["uid"]
+        ns = ro["metadata"]["namespace"]
+        return {o["metadata"]["name"]: o for (t, ons, _), o in self._objects.items()
+                if t == REPLICASETS and ons == ns
+                and any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))}
+
+    def _ready(self, rs_name: str, replicas: int) -> int:
+        return max(0, replicas - self.unready.get(rs_name, 0))
+
+    def _count_pods(self, ro: Obj, wanted: dict[str, int]) -> None:
+        """The Rollout's ready/available counters are its ReplicaSets' pods, as Argo sums them."""
+        if not wanted:
+            return
+        name = ro["metadata"]["name"]
+        ready = sum(self._ready(f"{name}-{h}", n) for h, n in wanted.items())
+        st = ro.setdefault("status", {})
+        st["readyReplicas"] = st["availableReplicas"] = ready
+
+    def _sync_replica_sets(self, ro: Obj, wanted: dict[str, int]) -> None:
+        meta = ro["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        owned = self._owned_replica_sets(ro)
+        revision = (meta.get("annotations") or {}).get("rollout.argoproj.io/revision", "1")
+        labels = dict(((ro.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+        names = {f"{name}-{h}": h for h in wanted}
+        for rs_name in sorted(set(owned) | set(names)):
+            replicas = wanted.get(names.get(rs_name, ""), 0)
+            ready = self._ready(rs_name, replicas)
+            status = {"replicas": replicas, "fullyLabeledReplicas": replicas,
+                      "readyReplicas": ready, "availableReplicas": ready,
+                      "observedGeneration": 1}
+            current = owned.get(rs_name)
+            if current is None:
+                h = names[rs_name]
+                self._create(REPLICASETS, ns, {
+                    "metadata": {
+                        "name": rs_name, "namespace": ns,
+                        "labels": {**labels, "rollouts-pod-template-hash": h},
+                        "annotations": {"rollout.argoproj.io/revision": revision},
+                        "ownerReferences": [{
+                            "apiVersion": ROLLOUTS.api_version, "kind": "Rollout",
+                            "name": name, "uid": meta["uid"], "controller": True,
+                            "blockOwnerDeletion": True}]},
+                    "spec": {"replicas": replicas,
+                             "selector": {"matchLabels": {
+                                 **labels, "rollouts-pod-template-hash": h}},
+                             "template": (ro.get("spec") or {}).get("template") or {}},
+                    "status": status}, keep_status=True)
+                continue
+            if current["spec"].get("replicas") == replicas and current.get("status") == status:
+                continue
+            updated = copy.deepcopy(current)
+            updated["spec"]["replicas"] = replicas
+            updated["status"] = status
+            updated["metadata"]["resourceVersion"] = str(self._next_rv())
+            self._objects[(REPLICASETS, ns, rs_name)] = updated
+            self._record("MODIFIED", REPLICASETS, ns, updated, current)
 
     def _emit_event(self, ro: Obj, etype: str, reason: str, message: str) -> None:
         meta = ro["metadata"]
@@ -843,7 +962,8 @@ class FakeKube:
         if not rest or len(rest) > 3:
             raise no_such_path()
         for rt in RESOURCE_TYPES:
-            if (rt.group, rt.version, rt.plural) == (group, version, rest[0]):
+            if (rt.group, rt.version, rt.plural) == (group, version, rest[0]) and \
+                    (self.workloads or rt not in _WORKLOAD_TYPES):
                 break
         else:
             raise no_such_path()
@@ -888,7 +1008,10 @@ class FakeKube:
                 if name is not None or (ns is None and rt.namespaced):
                     raise KubeError(405, "MethodNotAllowed", "the server does not allow this "
                                     "method on the requested resource")
-                return 201, self._create(rt, ns or "", _object_body(body), keep_status=False)
+                new_obj = _object_body(body)
+                if rt == CORE_EVENTS:
+                    _check_core_event(new_obj)
+                return 201, self._create(rt, ns or "", new_obj, keep_status=False)
             assert name is not None
             key = (rt, ns or "", name)
             if verb == "update":
@@ -1072,6 +1195,27 @@ class _WatchRequest:
     query: dict[str, str]
 
 
+def _check_core_event(event: Obj) -> None:
+    """The API server's legacy validation of a core/v1 Event (pkg/apis/core/validation/
+    events.go): one with eventTime is a "new" Event and needs the reporting fields."""
+    name = (event.get("metadata") or {}).get("name") or \
+        (event.get("metadata") or {}).get("generateName", "")
+    if event.get("type") not in (None, "", "Normal", "Warning"):
+        raise invalid(CORE_EVENTS, name, "type",
+                      f'Unsupported value: "{event.get("type")}": supported values: '
+                      '"Normal", "Warning"')
+    if not event.get("eventTime"):
+        return
+    for fld in ("reportingComponent", "reportingInstance", "action", "reason"):
+        if not event.get(fld):
+            raise invalid(CORE_EVENTS, name, fld, "Required value")
+    for fld in ("reportingInstance", "action", "reason"):
+        if len(str(event[fld])) > 128:
+            raise invalid(CORE_EVENTS, name, fld, "can have at most 128 characters")
+    if len(str(event.get("message") or "")) > 1024:
+        raise invalid(CORE_EVENTS, name, "message", "can have at most 1024 characters")
+
+
 def _json_body(body: bytes) -> Any:
     try:
         return json.loads(body or b"null")
@@ -1159,28 +1303,100 @@ class _Handler(BaseHTTPRequestHandler):
 class _Reconciler:
     """One pass over one Rollout: what Argo's canary sync would do next, simply."""
 
-    def __init__(self, ro: Obj, now: datetime) -> None:
+    def __init__(self, ro: Obj, now: datetime, *, workloads: bool = False) -> None:
         self.ro = copy.deepcopy(ro)
         self.now = now
+        self.workloads = workloads
         self.events: list[tuple[str, str, str]] = []
 
     def run(self) -> tuple[Obj, list[tuple[str, str, str]]] | None:
         spec = self.ro.get("spec") or {}
-        canary = (spec.get("strategy") or {}).get("canary")
-        if not isinstance(canary, dict):
-            return None  # blue-green and anything else is left alone
-        self.spec, self.canary = spec, canary
-        self.steps = canary.get("steps") or []
+        strategy = spec.get("strategy") or {}
+        canary = strategy.get("canary")
+        self.spec = spec
         self.status = self.ro.setdefault("status", {})
         self.replicas = int(spec.get("replicas", 1))
+        if not isinstance(canary, dict):
+            blue_green = strategy.get("blueGreen")
+            if not (self.workloads and isinstance(blue_green, dict)):
+                return None  # anything else is left alone
+            self.canary, self.steps = {}, []
+            self._sync_blue_green(blue_green)
+            self._finish()
+            return self.ro, self.events
+        self.canary = canary
+        self.steps = canary.get("steps") or []
         self._sync()
         self._finish()
         return self.ro, self.events
 
+    def _sync_blue_green(self, bg: Obj) -> None:
+        """Preview, then (on promote, or at once with autoPromotionEnabled) cut-over."""
+        st, n = self.status, self.replicas
+        h = _pod_hash(self.spec.get("template"))
+        blue = st.setdefault("blueGreen", {})
+        if st.get("currentPodHash") != h:
+            notes = self.ro["metadata"].setdefault("annotations", {})
+            notes["rollout.argoproj.io/revision"] = str(self._revision() + 1)
+            st["currentPodHash"] = h
+            for gone in ("pauseConditions", "abort", "abortedAt"):
+                st.pop(gone, None)
+            st.update(controllerPause=False, promoteFull=False)
+            blue["previewSelector"] = h
+            if not st.get("stableRS"):
+                st["stableRS"] = h
+                blue["activeSelector"] = h
+                st.update(replicas=n, updatedReplicas=n, availableReplicas=n, readyReplicas=n)
+            else:
+                st.update(replicas=2 * n, updatedReplicas=n, availableReplicas=2 * n,
+                          readyReplicas=2 * n)
+                self.events.append(("Normal", "RolloutUpdated",
+                                    f"Rollout updated to revision {self._revision()}"))
+            return
+        if st.get("abort"):
+            if not st.get("abortedAt"):
+                st["abortedAt"] = _rfc3339(self.now)
+                st.pop("pauseConditions", None)
+                st["controllerPause"] = False
+                blue["activeSelector"] = st.get("stableRS", "")
+                self.events.append(("Warning", "RolloutAborted",
+                                    f"Rollout aborted update to revision {self._revision()}"))
+            return
+        st.pop("abortedAt", None)
+        if st.get("stableRS") == h or self.spec.get("paused"):
+            return
+        auto = bg.get("autoPromotionEnabled", True) is not False
+        pcs = st.get("pauseConditions") or []
+        promoted = st.get("promoteFull") or auto or (st.get("controllerPause") and not pcs)
+        if not promoted:
+            if not pcs:
+                st["pauseConditions"] = [{"reason": "BlueGreenPause",
+                                          "startTime": _rfc3339(self.now)}]
+                st["controllerPause"] = True
+                self.events.append(("Normal", "RolloutPaused",
+                                    "Rollout is paused (BlueGreenPause)"))
+            return
+        st.pop("pauseConditions", None)
+        st.update(controllerPause=False, promoteFull=False, stableRS=h, replicas=n,
+                  updatedReplicas=n, availableReplicas=n, readyReplicas=n)
+        blue["activeSelector"] = h
+        self.events.append(("Normal", "RolloutCompleted",
+                            f"Rollout completed update to revision {self._revision()} ({h})"))
+
     # Weights and replica counts follow the fixtures' traffic-router shape: the canary
-    # ReplicaSet is scaled to the weight while the stable one stays at full size.
+    # ReplicaSet is scaled to the weight while the stable one stays at full size. With
+    # `workloads` and no trafficRouting, Argo's basic canary instead: the canary takes
+    # ceil(N*weight/100) of the N pods, stable the rest, and no weights are written.
     def _set_weight(self, weight: int) -> None:
         st = self.status
+        if self.workloads and "trafficRouting" not in self.canary:
+            fully = st.get("stableRS") == st.get("currentPodHash")
+            updated = self.replicas if fully else math.ceil(self.replicas * weight / 100)
+            (st.get("canary") or {}).pop("weights", None)
+            st.update(replicas=self.replicas, updatedReplicas=updated,
+                      readyReplicas=self.replicas, availableReplicas=self.replicas,
+                      HPAReplicas=self.replicas)
+            return
         canary_svc = self.canary.get("canaryService", "")
         stable_svc = self.canary.get("stableService", "")
         st.setdefault("canary", {})["weights"] = {
@@ -1339,6 +1555,25 @@ class _Reconciler:
                       "lastTransitionTime": now, "lastUpdateTime": now})
 
 
+def _replica_sets_wanted(ro: Obj) -> dict[str, int]:
+    """Pod hash -> replicas for the Rollout's ReplicaSets as its status now stands."""
+    spec, st = ro.get("spec") or {}, ro.get("status") or {}
+    n = int(spec.get("replicas", 1))
+    h, stable = st.get("currentPodHash"), st.get("stableRS")
+    if not h:
+        return {}
+    if stable == h or not stable:
+        return {h: n}
+    strategy = spec.get("strategy") or {}
+    if "blueGreen" in strategy:
+        return {h: 0 if st.get("abort") else n, stable: n}
+    canary = strategy.get("canary") or {}
+    updated = int(st.get("updatedReplicas", 0))
+    if "trafficRouting" in canary:
+        return {h: updated, stable: n}
+    return {h: updated, stable: n - updated}
+
+
 def _duration_seconds(value: Any) -> float | None:
     """RolloutPause.Duration: an int of seconds or "10s"/"5m"/"1h"; None is indefinite."""
     if value is None:
@@ -1366,7 +1601,8 @@ def running(**kwargs: Any) -> Iterator[FakeKube]:
 
 
 __all__ = [
-    "ANALYSISRUNS", "ANALYSISTEMPLATES", "CORE_EVENTS", "EVENTS_V1", "LEASES", "ROLLOUTS",
+    "ANALYSISRUNS", "ANALYSISTEMPLATES", "CLUSTERANALYSISTEMPLATES", "CORE_EVENTS", "EVENTS_V1",
+    "LEASES", "REPLICASETS", "ROLLOUTS",
     "FakeKube", "KubeError", "LoggedRequest", "ResourceType", "json_patch", "merge_patch",
     "running",
 ]

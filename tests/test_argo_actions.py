@@ -315,17 +315,18 @@ def test_promote_blue_green() -> None:
     )
 
 
-def test_resume_is_promote() -> None:
-    for ro in (
-        canary(index=2, paused=True),
-        canary(index=1, pause_reasons=("CanaryPauseStep",), controller_pause=True),
-        blue_green(pause=True),
-    ):
-        got = resume_plan(ro)
-        assert got.action == "resume"
-        assert got.requests == promote_plan(ro).requests
-        assert got.on_status_not_found == promote_plan(ro).on_status_not_found
-        assert plan("resume", ro) == got
+def test_resume_undoes_a_pause_and_never_promotes() -> None:
+    # The plugin has no resume, and its promote on a paused rollout skips the rest of the
+    # step: relconsole's resume is the inverse of `pause` only.
+    ro = canary(index=2, paused=True, pause_reasons=("CanaryPauseStep",), controller_pause=True)
+    got = resume_plan(ro)
+    assert got.action == "resume" and got.reads_first
+    assert_plan(got, [UNPAUSE], [])
+    assert plan("resume", ro) == got
+    not_paused = resume_plan(canary(index=1, pause_reasons=("CanaryPauseStep",),
+                                    controller_pause=True))
+    assert not_paused.requests == ()
+    assert not_paused.note == "nothing to resume: spec.paused is not set"
 
 
 # --- promote --full ---------------------------------------------------------------------
@@ -516,23 +517,26 @@ def test_verify_promote_not_yet() -> None:
     )
 
 
-def test_verify_promote_of_a_manually_paused_rollout() -> None:
+def test_verify_resume_of_a_manually_paused_rollout() -> None:
     before = canary(index=2, paused=True)
-    got = verify("resume", canary(index=3, paused=True), before)
+    got = verify("resume", canary(index=2, paused=True), before)
     assert (got.verified, got.reason) == (
         False,
-        "rollout checkout: spec.paused is still true — the unpause did not land, or someone "
+        "rollout checkout: spec.paused is still true — the resume did not land, or someone "
         "paused it again",
     )
-    unseen = canary(index=3, observedGeneration="4")
+    unseen = canary(index=2, observedGeneration="4")
     unseen["metadata"]["generation"] = 5
     got = verify("resume", unseen, before)
     assert (got.verified, got.reason) == (
         False,
-        "rollout checkout: Argo has not yet seen the change (observedGeneration 4, generation 5)",
+        "rollout checkout: resumed in spec, but Argo has not yet seen the change "
+        "(observedGeneration 4, generation 5)",
     )
-    got = verify("resume", canary(index=3), before)
+    got = verify("resume", canary(index=2), before)
     assert (got.action, got.verified) == ("resume", True)
+    # Resuming leaves the step where it is: the index did not move, and that is right.
+    assert got.reason == "rollout checkout resumed: spec.paused is cleared and Argo has seen it"
 
 
 def test_verify_promote_of_an_aborted_rollout_fails() -> None:

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import demo_session, run_until, world
+
 from relconsole.model import Phase
 from relconsole.providers.base import owns_steps
 from relconsole.providers.sim_rollout import PLAN

@@ -38,7 +38,9 @@ spec:
       provider:
         prometheus:
           address: http://prometheus.monitoring:9090
-          query: histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{rollouts_pod_template_hash="{{args.canary-hash}}"}[1m])))
+          query: >-
+            histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{
+            rollouts_pod_template_hash="{{args.canary-hash}}"}[1m])))
 """
 
 CONFIG = """\
@@ -124,7 +126,7 @@ def test_steps_are_required_unless_the_rollout_owns_them(tmp_path: Path) -> None
     text = CONFIG.format(extra="").replace(
         "{type: argo-rollouts, rollout: checkout-api, namespace: payments}", "{type: sim}")
     (tmp_path / "c.yaml").write_text(text)
-    with pytest.raises(ConfigError, match="no release.steps"):
+    with pytest.raises(ConfigError, match=r"no release\.steps"):
         load_config(tmp_path / "c.yaml", resolve_secrets=False)
 
 

@@ -200,6 +200,8 @@ class ReleaseEngine:
             rollback_cause=state.rollback.cause,
             traffic_at=obs.traffic_at,
             metrics_at=obs.metrics_at,
+            busy=(self.steps.busy(state.step_index) or "")
+            if state.phase is Phase.PROGRESSING else "",
         )
 
     def _publish(self) -> None:

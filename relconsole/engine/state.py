@@ -8,6 +8,7 @@ from typing import Any
 
 from relconsole.flags_audit import Finding, audit, findings_by_key
 from relconsole.model import (
+    ControllerState,
     Flag,
     GateStatus,
     Mode,
@@ -145,11 +146,37 @@ class Snapshot:
     """When `weight` and `traffic` were read (None: never); old while traffic is dark."""
     metrics_at: float | None = None
     """When the metrics provider last answered (None: never); `latest` is that old."""
+    busy: str = ""
+    """Why the controller that owns the plan moves on from this step by itself (a timed
+    pause, a running analysis), so that `a` now cuts the step short; "" otherwise."""
+
+    @property
+    def controller(self) -> ControllerState | None:
+        """The controller that owns the plan (Argo Rollouts), as last read; or None."""
+        return self.traffic.controller if self.traffic is not None else None
+
+    @property
+    def timeline(self) -> tuple[Step, ...]:
+        """The steps the release follows: the config's, or the controller's own plan and
+        its end at 100 % (index = the controller's step number)."""
+        c = self.controller
+        if c is None:
+            return self.plan.steps
+        return (*(Step(weight=s.weight) for s in c.plan), Step(weight=100))
+
+    @property
+    def step_label(self) -> str:
+        """'step 2/4'; with a controller, its own count ('step 3/8', as its CLI says)."""
+        c = self.controller
+        if c is not None:
+            return f"step {max(self.step_index, 0)}/{len(c.plan)}"
+        return f"step {self.step_index + 1}/{len(self.plan.steps)}"
 
     @property
     def step(self) -> Step | None:
-        if 0 <= self.step_index < len(self.plan.steps):
-            return self.plan.steps[self.step_index]
+        steps = self.timeline
+        if 0 <= self.step_index < len(steps):
+            return steps[self.step_index]
         return None
 
     @property

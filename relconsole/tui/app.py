@@ -144,7 +144,10 @@ class ReleaseApp(App[None]):
     """ + NO_COLOR_CSS
 
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
-        *keys.bindings()
+        *keys.bindings(),
+        # Only for a console opened from `relconsole fleet` (see `check_action`): leave
+        # it as `q` does, then show the fleet again instead of ending.
+        Binding("escape", "quit(True)", "fleet", key_display="esc"),
     ]
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
@@ -165,6 +168,8 @@ class ReleaseApp(App[None]):
         state_dir: Path | None = None,
         handoff: Handoff | None = None,
         take: Callable[[str], Awaitable[str | None]] | None = None,
+        fleet: bool = False,
+        notices: Sequence[str] = (),
     ) -> None:
         """`watch_reason` says why this console only watches (shown once at start);
         `background` are extra coroutines to run beside the engine loop (the demo's
@@ -172,13 +177,17 @@ class ReleaseApp(App[None]):
         speed: the header marks the release as simulated. `state_dir` is where a
         screenshot goes when the current directory cannot take it. `handoff` says how a
         headless driver is started when the operator quits mid-release (None: it is not
-        offered), and how to attach again."""
+        offered), and how to attach again. `fleet`: opened from `relconsole fleet`, so
+        escape leaves for it (`to_fleet` is then True once the app has exited).
+        `notices` are warnings shown once at start (others on this host will not see
+        this driver: the state folder fell back to a private one)."""
         # Under NO_COLOR Textual picks its colour filter here, from the theme it starts
         # with (not ours): Monochrome turned the ansi theme's "terminal default" colours
         # into black on black. Native ANSI colour makes it pick NoColor instead: the
         # terminal's own foreground and background, never equal.
         super().__init__(ansi_color=True if no_color() else None)
         self.engine = engine
+        self.start_notices = tuple(notices)
         self.start_engine = start_engine
         self.mouse = mouse
         self.watch_reason = watch_reason
@@ -200,6 +209,10 @@ class ReleaseApp(App[None]):
         # Takes the free lease and makes the engine drive (the session's `take`): why
         # not, or None once this console drives. None: this console cannot take it.
         self.take = take
+        # Opened from the fleet: escape (or the palette) leaves for it, `q` still ends
+        # everything; `to_fleet` tells the CLI which of the two it was.
+        self.fleet = fleet
+        self.to_fleet = False
         self.exit_line = ""  # printed by the CLI once the terminal is restored
         self._engine_worker: Worker[None] | None = None
         self._handing_off = False
@@ -273,6 +286,8 @@ class ReleaseApp(App[None]):
         self.query_one(JournalPanel).add(self.engine.recent_events(50))
         if self.watching and self.watch_reason:
             self._notify(f"watch-only: {self.watch_reason}", timeout=10)
+        for notice in self.start_notices:
+            self._notify(notice, severity="warning", timeout=30)
         for warning in first.journal_warnings:
             # e.g. a torn last line repaired after a crash: say so, once, loudly enough.
             self._notify(f"journal: {warning}", severity="warning", timeout=30)
@@ -458,6 +473,8 @@ class ReleaseApp(App[None]):
         return self.query_one(FlagsPanel).selected
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "quit" and parameters:
+            return self.fleet  # escape: back to the fleet, only when there is one
         if action == "take_lease":
             return self._take_refusal() is None  # in the footer only while it is free
         if action == "refuse_watch":
@@ -665,7 +682,7 @@ class ReleaseApp(App[None]):
                      "c copies in a detail view (enter on the journal, g)",
                      title="ctrl+c", timeout=10)
 
-    async def action_quit(self) -> None:
+    async def action_quit(self, to_fleet: bool = False) -> None:
         """Quit. A console that drives a release that is not over asks first.
 
         While it runs, a driving console is what rolls the canary back when a gate fails;
@@ -676,6 +693,7 @@ class ReleaseApp(App[None]):
         """
         if self._handing_off or isinstance(self.screen, ChoiceDialog):
             return  # already leaving, or already asking how
+        self.to_fleet = to_fleet and self.fleet
         if self._in_flight is not None and not self._quit_armed:
             self._quit_armed = True
             self._notify(
@@ -873,6 +891,10 @@ class ReleaseApp(App[None]):
                                     partial(self.request_flag, flag.key, False))
             yield SystemCommand(f"Set rollout of flag {flag.key}", rollout_help + note,
                                 partial(self.request_rollout, flag.key))
+        if self.fleet:
+            yield SystemCommand("Back to the fleet",
+                                "leave this console for the fleet table, as q leaves it (esc)",
+                                partial(self.action_quit, True))
         if no_color():
             return  # NO_COLOR draws no colour whatever the theme: nothing to choose
         for name in self.offered_themes:

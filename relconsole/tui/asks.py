@@ -23,7 +23,7 @@ EARLY_REASON = "advanced before the bake ended (confirmed at the console)"
 
 
 def _next_weight(snap: Snapshot) -> int | None:
-    steps = snap.plan.steps
+    steps = snap.timeline
     return steps[snap.step_index + 1].weight if snap.step_index + 1 < len(steps) else None
 
 
@@ -36,7 +36,8 @@ def _baked(snap: Snapshot) -> str:
 def needs_early(snap: Snapshot) -> bool:
     """Whether `a` now cuts something short: the bake, or a gate's gathering of data."""
     return snap.phase is Phase.PROGRESSING and (
-        snap.bake_remaining > 0 or any(g.needs_more_data for g in snap.gates))
+        snap.bake_remaining > 0 or bool(snap.busy)
+        or any(g.needs_more_data for g in snap.gates))
 
 
 def early_advance(snap: Snapshot) -> ConfirmDialog | None:
@@ -48,6 +49,16 @@ def early_advance(snap: Snapshot) -> ConfirmDialog | None:
     nxt = _next_weight(snap)
     if not needs_early(snap) or nxt is None:
         return None
+    if snap.busy:
+        # A controller's own step (a timed pause, a running analysis): promoting now
+        # skips the rest of it, as `kubectl argo rollouts promote` would.
+        return ConfirmDialog(
+            "Promote before this step is over?",
+            f"{snap.busy[0].upper()}{snap.busy[1:]}. Promote past it now (the canary "
+            f"goes on towards {nxt}%)?",
+            confirm="Promote now",
+            default="cancel",
+        )
     if snap.bake_remaining > 0:
         return ConfirmDialog(
             "Advance before the bake is over?",
@@ -67,7 +78,7 @@ def early_advance(snap: Snapshot) -> ConfirmDialog | None:
 
 def advances_to_last(snap: Snapshot) -> bool:
     """Whether `a` now takes the canary to the last step: that is a promotion."""
-    return snap.step_index + 2 == len(snap.plan.steps)
+    return snap.step_index + 2 == len(snap.timeline)
 
 
 def pause() -> ReasonDialog:
@@ -217,7 +228,7 @@ HAND_OFF, PAUSE_AND_QUIT, LEAVE_AS_IS = "hand-off", "pause", "leave"
 def where(snap: Snapshot) -> str:
     """'checkout-api 2.3.0 PROGRESSING at 10% (step 2/4)': what the exit line starts with."""
     return (f"{snap.plan.service} {snap.plan.version} {snap.phase.label} at {snap.weight}% "
-            f"(step {snap.step_index + 1}/{len(snap.plan.steps)})")
+            f"({snap.step_label})")
 
 
 def quit_driving(

@@ -16,12 +16,14 @@ Source of truth, argoproj/argo-rollouts at 9f8d111d8f8e3e88b6d7f8bbdf62fd3cd863e
 * `utils/rollout/rolloututil.go` (`isGenerationObserved`, `IsUnpausing`, `IsFullyPromoted`)
 * `rollout/pause.go` (how the controller reacts to cleared pause conditions)
 
-There is no `resume` command in the plugin (`cmd/cmd.go`); resuming is `promote`, so
-`resume_plan` sends exactly what `promote_plan` sends. Beware what that means: promote on a
-rollout that is *manually* paused (spec.paused) in the middle of an analysis step also bumps
-`currentStepIndex`, skipping the rest of that step, and on one sitting in a timed pause step
-it clears the pause condition, ending the bake early. That is the plugin's behaviour and this
-module reproduces it; whoever maps relconsole's "resume" onto it should know.
+There is no `resume` command in the plugin (`cmd/cmd.go`); Argo CD's "resume" is `promote`.
+relconsole does not resume that way: promote on a rollout that is *manually* paused
+(spec.paused) in the middle of an analysis step also bumps `currentStepIndex`, skipping the
+rest of that step, and on one sitting in a timed pause step it clears the pause condition,
+ending the bake early — a resume that silently promotes. `resume_plan` is the exact inverse
+of the plugin's `pause` instead: one spec patch `{"spec":{"paused":false}}` on the main
+resource, sent only when spec.paused is set; the controller's own pause conditions are left
+for `promote` (`a`), which is the operator's explicit call.
 
 Version differences: where Argo behaved differently in the past (Rollouts v0.9 had no status
 subresource), this follows the current plugin, which tries `…/status` first and falls back to
@@ -383,8 +385,14 @@ def promote_plan(rollout: Mapping[str, Any], *, action: Action = "promote") -> A
 
 
 def resume_plan(rollout: Mapping[str, Any]) -> ActionPlan:
-    """The plugin has no resume; resuming is promote (see the module docstring's warning)."""
-    return promote_plan(rollout, action="resume")
+    """Undo `pause`: spec.paused back to false, nothing else (see the module docstring)."""
+    ns, name = _identity(rollout)
+    requests = ((_merge_patch(ns, name, {"spec": {"paused": False}}, status=False),)
+                if _spec_paused(rollout) else ())
+    return ActionPlan(
+        "resume", ns, name, reads_first=True, requests=requests,
+        note="" if requests else "nothing to resume: spec.paused is not set",
+    )
 
 
 def promote_full_plan(rollout: Mapping[str, Any]) -> ActionPlan:
@@ -453,7 +461,22 @@ def verify(
         raise ValueError(f"verifying {action} needs the Rollout as read before the action")
     if action == "promote_full":
         return _verify_promote_full(before, after)
+    if action == "resume":
+        return _verify_resume(before, after)
     return _verify_promote(action, before, after)
+
+
+def _verify_resume(before: Mapping[str, Any], after: Mapping[str, Any]) -> Verification:
+    who = _name(after)
+    if not _spec_paused(before):
+        return Verification("resume", True, f"{who}: nothing to resume, it was not paused")
+    if _spec_paused(after):
+        return Verification("resume", False, f"{who}: spec.paused is still true — the resume "
+                                             "did not land, or someone paused it again")
+    if not generation_observed(after):
+        return Verification("resume", False, f"{who}: resumed in spec, but {_not_observed(after)}")
+    return Verification("resume", True, f"{who} resumed: spec.paused is cleared and Argo has "
+                                        "seen it")
 
 
 def _name(rollout: Mapping[str, Any]) -> str:

@@ -743,9 +743,13 @@ class KubeConnection:
         return _plain(obj)
 
     async def list(self, kind: ResourceKind, *, namespace: str | None = None,
-                   labels: Mapping[str, str] | None = None) -> ListResult:
+                   labels: Mapping[str, str] | None = None,
+                   fields: Mapping[str, str] | None = None) -> ListResult:
+        # `fields` (fieldSelector metadata.name=…) lets a Role restricted by resourceNames
+        # still list and watch its one object.
         with self._errors(f"list {kind.qualified}"):
             listing = self._lk.list(kind.res, labels=dict(labels) if labels else None,
+                                    fields=dict(fields) if fields else None,
                                     **self._ns(kind, namespace))
             items = [_plain(o) async for o in listing]
             try:
@@ -756,6 +760,7 @@ class KubeConnection:
 
     async def watch(self, kind: ResourceKind, *, resource_version: str,
                     namespace: str | None = None, labels: Mapping[str, str] | None = None,
+                    fields: Mapping[str, str] | None = None,
                     ) -> AsyncGenerator[tuple[str, Obj], None]:
         """(type, object) from just after `resource_version`; `Gone` means list again.
 
@@ -767,6 +772,7 @@ class KubeConnection:
         """
         stream = self._lk.watch(kind.res, resource_version=resource_version or None,
                                 labels=dict(labels) if labels else None,
+                                fields=dict(fields) if fields else None,
                                 **self._ns(kind, namespace))
         try:
             while True:

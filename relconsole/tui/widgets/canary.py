@@ -15,8 +15,9 @@ from textual.content import Content
 from textual.widgets import Digits
 
 from relconsole.engine.state import RollbackCause, Snapshot
-from relconsole.model import Mode, Phase
+from relconsole.model import ControllerState, Mode, Phase, Role
 from relconsole.tui import format as fmt
+from relconsole.tui.widgets import controller as ctl
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.header import PHASE_CLASSES
 from relconsole.tui.widgets.panel import Panel
@@ -80,6 +81,14 @@ def banner(snapshot: Snapshot) -> tuple[str, str] | None:
     phase = snapshot.phase
     cause = snapshot.rollback_cause
     why = cause_text(cause) or snapshot.rollback_reason
+    origin = f" from {cause.weight}%" if cause is not None and cause.weight else ""
+    c = ctl.controller_of(snapshot)
+    if c is not None:
+        # An aborted Rollout has no "Aborted" phase of its own (Argo says Degraded):
+        # the banner says ABORTED, the word the operator pressed `r` for.
+        aborted = ctl.banner_for(snapshot, c, why, origin)
+        if aborted is not None:
+            return aborted
     if phase is Phase.ROLLBACK_FAILED:
         wait = ""
         if snapshot.rollback_next_at is not None:
@@ -94,7 +103,6 @@ def banner(snapshot: Snapshot) -> tuple[str, str] | None:
         return "ROLLING BACK — sending all traffic to stable", "error"
     if phase is Phase.ROLLED_BACK:
         if why:
-            origin = f" from {cause.weight}%" if cause is not None and cause.weight else ""
             return f"ROLLED BACK{origin} — {why}", "warning"
         return f"ROLLED BACK — canary at {snapshot.weight}%, stable serves the rest", "warning"
     if phase is Phase.PROMOTED:
@@ -107,6 +115,9 @@ def banner(snapshot: Snapshot) -> tuple[str, str] | None:
 def next_move(snapshot: Snapshot) -> str:
     """What happens next, and which key makes it happen."""
     driving = snapshot.mode is Mode.DRIVE
+    c = ctl.controller_of(snapshot)
+    if c is not None and snapshot.phase not in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
+        return ctl.hint(snapshot, c)
     steps = snapshot.plan.steps
     following = (
         steps[snapshot.step_index + 1].weight if snapshot.step_index + 1 < len(steps) else None
@@ -141,6 +152,15 @@ def next_move(snapshot: Snapshot) -> str:
             return f"ready — press a to advance to {following}%"
         return f"ready for {following}% — waiting for {snapshot.driver}"
     return "bake done — waiting for every gate to pass"
+
+
+def next_moves(snapshot: Snapshot) -> tuple[str, ...]:
+    """`next_move`, and shorter ways to say it where its row is short (the first that
+    fits is shown)."""
+    c = ctl.controller_of(snapshot)
+    if c is not None and snapshot.phase not in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
+        return ctl.hint_choices(snapshot, c)
+    return (next_move(snapshot),)
 
 
 def health_text(snapshot: Snapshot) -> str:
@@ -180,6 +200,11 @@ class CanaryPanel(Panel):
             &.-old { color: $text-muted; text-style: dim; }
         }
         #side { width: 1fr; height: auto; }
+        /* Only for a plan a controller owns (Argo Rollouts): its phase and message. */
+        #controller { display: none; }
+        &.-controller #controller { display: block; }
+        #controller.-degraded { color: $text-error; text-style: bold; }
+        #controller.-paused { color: $text-warning; }
         #side > Field { width: 1fr; height: auto; }
         #next.-attention { color: $text-warning; text-style: bold; }
         #next.-error { color: $text-error; text-style: bold; }
@@ -194,9 +219,10 @@ class CanaryPanel(Panel):
         with Horizontal(id="main"):
             yield Digits("0%", id="weight")
             with Vertical(id="side"):
-                yield Field(id="step")
-                yield Field(id="health")
-                yield Field(id="next")
+                yield Field(id="controller")
+                yield ctl.FitField(id="step")
+                yield ctl.FitField(id="health")
+                yield ctl.FitField(id="next")
 
     def snapshot_key(self, snapshot: Snapshot) -> Any:
         return (
@@ -223,25 +249,45 @@ class CanaryPanel(Panel):
         for phase, css_class in PHASE_CLASSES.items():
             weight.set_class(snapshot.phase is phase, css_class)
 
-        self.query_one("#step", Field).set(
-            Content.assemble(f"{step_text(snapshot)}  ", timeline(snapshot))
-        )
+        c = ctl.controller_of(snapshot)
+        self.set_class(c is not None, "-controller")
+        if c is None:
+            self.query_one("#step", ctl.FitField).choose(
+                Content.assemble(f"{step_text(snapshot)}  ", timeline(snapshot))
+            )
+        else:
+            self._draw_controller(snapshot, c)
 
         old = snapshot.old("traffic")
         weight.set_class(old is not None, "-old")
-        health = self.query_one("#health", Field)
+        health = self.query_one("#health", ctl.FitField)
         traffic = snapshot.traffic
-        health.set(health_text(snapshot))
-        health.set_class(
-            old is None and traffic is not None and any(not s.up for s in traffic.servers),
-            "-down",
-        )
+        shown_health = health_text(snapshot)
+        weights = ctl.weights_text(c) if c is not None and old is None else ""
+        if weights and c is not None:
+            short = ctl.weights_text(c, short=True)
+            full = f"{weights} · {shown_health}"
+            health.choose(full, f"{short} · {shown_health}", full)
+        else:
+            health.choose(shown_health)
+        # Canary pods the controller is still bringing up are not down: only a server
+        # that should serve and does not is news.
+        down = traffic is not None and any(
+            not s.up for s in traffic.servers
+            if not (s.role is Role.CANARY and ctl.pods_coming_up(c)))
+        health.set_class(old is None and down, "-down")
         health.set_class(old is not None, "-old")
 
-        move = next_move(snapshot)
-        nxt = self.query_one("#next", Field)
-        nxt.set(move)
+        nxt = self.query_one("#next", ctl.FitField)
+        nxt.choose(*next_moves(snapshot))
         nxt.set_class(snapshot.phase is Phase.ROLLBACK_FAILED, "-error")
         nxt.set_class(snapshot.phase is Phase.PAUSED, "-attention")
         nxt.set_class(snapshot.ready_to_advance and snapshot.phase is Phase.PROGRESSING,
                       "-ready")
+
+    def _draw_controller(self, snapshot: Snapshot, c: ControllerState) -> None:
+        line = self.query_one("#controller", Field)
+        line.set(ctl.phase_line(c))
+        line.set_class(c.phase == "Degraded", "-degraded")
+        line.set_class(c.phase == "Paused", "-paused")
+        self.query_one("#step", ctl.FitField).choose(*ctl.timelines(snapshot, c))

@@ -21,6 +21,7 @@ from relconsole.engine.state import RollbackCause, Snapshot
 from relconsole.model import GateStatus, Phase, Verdict
 from relconsole.placeholders import release_dashboard
 from relconsole.tui import format as fmt
+from relconsole.tui.widgets import controller as ctl
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.metrics import metric_unit
 from relconsole.tui.widgets.panel import Panel
@@ -200,6 +201,9 @@ class GatesPanel(Panel):
         .reason { width: 100%; height: 1; padding: 0 1; }
         .reason.-fail { color: $text-error; }
         .reason.-inconclusive { color: $text-warning; }
+        /* The controller's own AnalysisRuns (Argo), beside relconsole's gates. */
+        .analysis { width: 100%; height: 1; padding: 0 1; display: none; }
+        .analysis.-shown { display: block; }
         .hint { width: 100%; height: 1; padding: 0 1; color: $text-warning; display: none; }
         .hint.-shown { display: block; }
     }
@@ -209,6 +213,7 @@ class GatesPanel(Panel):
         table = GatesTable(COLUMNS, cursor_type="none", show_cursor=False)
         table.can_focus = False
         yield table
+        yield ctl.FitField(classes="analysis")
         yield Field(AGAIN_HINT, classes="hint")
 
     def subtitle(self, snapshot: Snapshot) -> str:
@@ -224,11 +229,20 @@ class GatesPanel(Panel):
         return f"{text} · [link={_quoted(url)}]{label}[/link]"
 
     def snapshot_key(self, snapshot: Snapshot) -> Any:
+        controller = ctl.controller_of(snapshot)
         return (snapshot.gates, idle(snapshot), at_rollback(snapshot),
-                snapshot.old("metrics") is not None, snapshot.phase)
+                snapshot.old("metrics") is not None, snapshot.phase,
+                controller.analysis if controller is not None else None)
 
     def draw(self, snapshot: Snapshot) -> None:
-        self.border_title = summary(snapshot)
+        controller = ctl.controller_of(snapshot)
+        title = summary(snapshot)
+        argo = ctl.analysis_summary(controller)
+        self.border_title = title if argo is None else Content.assemble(title, argo)
+        analysis = self.query_one(".analysis", ctl.FitField)
+        choices = ctl.analysis_choices(controller)
+        analysis.choose(*choices)
+        analysis.set_class(bool(choices), "-shown")
         table = self.query_one(GatesTable)
         gates = shown_gates(snapshot)
         # Values read before the metrics provider went dark are old: dimmed, not live.
@@ -269,7 +283,7 @@ class GatesPanel(Panel):
         width = self.content_region.width - 2  # the reason's own padding
         if width <= 0:
             return
-        for line in self.query(".reason, .hint").results(Field):
+        for line in self.query(".reason, .hint, .analysis").results(Field):
             rows = len(Text(line.text).wrap(self.app.console, width))
             if line.styles.height != Scalar.from_number(max(1, rows)):
                 line.styles.height = max(1, rows)

@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from relconsole.engine.state import Snapshot
 from relconsole.model import Mode, Phase, ReleasePlan
 from relconsole.tui import format as fmt
+from relconsole.tui.widgets import controller as ctl
 from relconsole.tui.widgets.field import Field
 
 PHASE_CLASSES = {
@@ -59,11 +60,18 @@ def fits_whole(plan: ReleasePlan, width: int) -> bool:
     return cell_len(f"{plan.service} · {plan.environment}") <= width
 
 
-def fit_title(plan: ReleasePlan, width: int) -> str:
+def fit_title(plan: ReleasePlan, width: int, resource: str = "", beside: int = 0) -> str:
     """The fullest title that fits in `width` cells: the strategy goes first, then the
-    version; service and environment stay, the service cut with an ellipsis only when
-    nothing else is left to give."""
+    controller's resource ('rollout payments/checkout'), then the version; service and
+    environment stay, the service cut with an ellipsis only when nothing else is left
+    to give. The resource is shown only where `beside` cells (the driver's footnote)
+    still fit next to it: 'drivi…' would say nothing."""
     service, env = plan.service, plan.environment
+    if resource:
+        for text in (f"{service} {plan.version} · {env} · {plan.strategy} · {resource}",
+                     f"{service} {plan.version} · {env} · {resource}"):
+            if cell_len(text) + beside <= width:
+                return text
     for text in (
         f"{service} {plan.version} · {env} · {plan.strategy}",
         f"{service} {plan.version} · {env}",
@@ -147,6 +155,7 @@ class ReleaseHeader(Vertical):
         self.take_key = take_key
         self._phase: Phase | None = None
         self._plan: ReleasePlan | None = None
+        self._resource = ""
         self._stalled_since: float | None = None
         self._stopped = False
 
@@ -182,7 +191,10 @@ class ReleaseHeader(Vertical):
                 label = simulation_label(self.simulation, short=True)
             sim.set(label)
             room -= cell_len(label) + PADDING
-        self.query_one("#title", Field).set(fit_title(self._plan, room))
+        driver = self.query_one("#driver", Field)
+        beside = cell_len(driver.text) if driver.display else 0
+        self.query_one("#title", Field).set(
+            fit_title(self._plan, room, self._resource, beside))
 
     def show(self, snapshot: Snapshot) -> None:
         plan = snapshot.plan
@@ -195,6 +207,8 @@ class ReleaseHeader(Vertical):
         driver.display = not watching
         self.query_one("#mode", Field).set("WATCH-ONLY" if watching else "DRIVE")
         self._plan = plan
+        controller = ctl.controller_of(snapshot)
+        self._resource = controller.resource if controller is not None else ""
         self._fit_title()
 
         phase = self.query_one("#phase", Field)
@@ -218,6 +232,9 @@ class ReleaseHeader(Vertical):
                           "nobody drives")
         elif watching:
             status.choose(f"{snapshot.driver} drives{since}", f"{snapshot.driver} drives")
+        elif controller is not None:
+            # The controller's count and weights: `release.steps` is not its plan.
+            status.choose(*ctl.status_choices(snapshot, controller))
         else:
             weight = f"canary {snapshot.weight}%"
             step = f"step {max(snapshot.step_index + 1, 0)}/{len(plan.steps)}"
