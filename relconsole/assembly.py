@@ -215,6 +215,7 @@ class Session:
     # Said once at start when others on this host will not see this console's driver:
     # the lease and journal fell back to this user's private folder (engine/paths.py).
     state_warning: str = ""
+    closed: bool = False
 
     def take_over_hint(self) -> str:
         """What to tell an operator who could not drive, and how to take over."""
@@ -281,6 +282,11 @@ class Session:
         return None
 
     async def close(self) -> None:
+        """Close the providers and free the lease; a second call does nothing (a console
+        that leaves for the fleet closes its session before the fleet opens)."""
+        if self.closed:
+            return
+        self.closed = True
         await self.engine.close()
         if self.lease is not None:
             self.lease.release()

@@ -234,15 +234,43 @@ def _run_tui(
     from relconsole.tui.app import ReleaseApp
 
     _follow_terminal_size()
+    fleet = _fleet_args(args)
     app = ReleaseApp(session.engine, theme=theme, watch_reason=session.watch_reason,
                      simulation=simulation, state_dir=session.state_dir, handoff=handoff,
                      take=session.take,
-                     notices=(session.state_warning,) if session.state_warning else ())
+                     notices=(session.state_warning,) if session.state_warning else (),
+                     fleet_entry=fleet is not None)
     app.run(mouse=not args.no_mouse)
     if app.exit_line:
         # Once the terminal is back: where the release was left, and how to get back to it.
         print(app.exit_line)
+    if app.to_fleet and fleet is not None:
+        asyncio.run(session.close())
+        return cmd_fleet(fleet)
     return 0
+
+
+def _fleet_args(args: argparse.Namespace) -> argparse.Namespace | None:
+    """What `relconsole fleet` shows for the release `run` attached to: the Rollouts of
+    its cluster and namespace, or the configs of its folder; None for the demo."""
+    if getattr(args, "command", None) != "run":
+        return None
+    path = Path(args.config)
+    try:
+        traffic = load_config(path, resolve_secrets=False).providers.get("traffic", {})
+    except ConfigError:
+        return None
+    common = {"watch": args.watch, "theme": args.theme, "no_mouse": args.no_mouse,
+              "state_dir": args.state_dir}
+    if traffic.get("type") == "argo-rollouts":
+        kubeconfig = traffic.get("kubeconfig")
+        return argparse.Namespace(
+            dir=None, namespace=[traffic["namespace"]] if traffic.get("namespace") else [],
+            context=[traffic["context"]] if traffic.get("context") else [],
+            kubeconfig=(path.parent / Path(kubeconfig).expanduser()) if kubeconfig else None,
+            **common)
+    return argparse.Namespace(dir=path.resolve().parent, namespace=[], context=[],
+                              kubeconfig=None, **common)
 
 
 def _handoff(session: Any, command: list[str], reattach: list[str]) -> Handoff:
@@ -783,14 +811,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             return load_config(target.path)
         from relconsole import assembly
 
-        make = getattr(assembly, "config_for_rollout", None)
-        if make is None:
-            raise CliError("this relconsole cannot attach to a Rollout yet "
-                           "(relconsole.assembly.config_for_rollout is missing)")
-        loaded: LoadedConfig = make(rollout=target.rollout, namespace=target.namespace,
-                                    context=target.context, kubeconfig=target.kubeconfig,
-                                    state=args.state_dir)
-        return loaded
+        return assembly.config_for_rollout(
+            rollout=target.rollout, namespace=target.namespace, context=target.context,
+            kubeconfig=target.kubeconfig, state=args.state_dir)
 
     def attach(target: Target) -> tuple[bool, str]:
         """The console on `target`: (back to the fleet?, the line to show there)."""

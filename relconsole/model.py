@@ -227,6 +227,11 @@ class GateSpec:
     """On counts: the chance a healthy canary is ever failed by this gate, over a whole
     step however often it is polled (anytime-valid); also 1 - the confidence of a PASS."""
     health: str | None = None  # a health gate: the role whose servers it counts ("canary")
+    # An inconclusive band (imported from an Argo AnalysisTemplate whose conditions leave
+    # values between pass and fail): a value below min but not below inconclusive_min (or
+    # above max but not above inconclusive_max) is INCONCLUSIVE, as Argo calls it.
+    inconclusive_min: float | None = None
+    inconclusive_max: float | None = None
     min_up: float | None = None  # servers that must be up: a count, or a share (min_up_share)
     min_up_share: bool = False  # min_up is a share of the servers (written '66%'), 0..1
 
@@ -246,6 +251,11 @@ class GateSpec:
             parts.append(f"≤{value_text(self.max)}")
         if self.min is not None:
             parts.append(f"≥{value_text(self.min)}")
+        # An inconclusive band: where the gate fails ("?≥0.5": inconclusive down to 0.5).
+        if self.inconclusive_min is not None and math.isfinite(self.inconclusive_min):
+            parts.append(f"?≥{value_text(self.inconclusive_min)}")
+        if self.inconclusive_max is not None and math.isfinite(self.inconclusive_max):
+            parts.append(f"?≤{value_text(self.inconclusive_max)}")
         if self.max_increase is not None:
             parts.append(f"Δ≤{value_text(self.max_increase)}")
         if self.max_decrease is not None:

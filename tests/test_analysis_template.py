@@ -233,16 +233,54 @@ def test_docs_total_errors_failure_condition() -> None:
     assert "Argo fails 10 itself" in words
 
 
-def test_docs_inconclusive_band_is_refused() -> None:
-    # Re-typed from docs/features/analysis.md, "Inconclusive Runs".
-    (message,) = problems(template(prom_metric(
+def test_docs_inconclusive_band_imports_as_a_band() -> None:
+    # Re-typed from docs/features/analysis.md, "Inconclusive Runs": at or above 0.90 it
+    # passes, below 0.50 it fails, and in between Argo calls it Inconclusive and pauses.
+    imported = gates_from_template(template(prom_metric(
         "success-rate", successCondition="result[0] >= 0.90",
-        failureCondition="result[0] < 0.50")), args={"v": "x"})
-    assert message.startswith("AnalysisTemplate t: metric 'success-rate': ")
-    assert '"result[0] >= 0.90 / result[0] < 0.50"' in message
-    assert "at 0.5, between 0.5 and 0.9" in message
-    assert "Inconclusive" in message and "no inconclusive band" in message
-    assert "exact opposite" in message
+        failureCondition="result[0] < 0.50", inconclusiveLimit=2)), args={"v": "x"})
+    (gate,), (detail,) = imported.gates, imported.details
+    assert (gate.min, gate.max) == (0.90, None)
+    assert (gate.inconclusive_min, gate.inconclusive_max) == (0.50, None)
+    # Argo pauses on the third Inconclusive measurement: relconsole no later.
+    assert gate.inconclusive_limit == 3
+    words = " ".join(detail.mapping)
+    assert "Between 0.5 and min 0.9 neither condition holds" in words
+    assert "fails only below 0.5" in words
+    # What the gate then says of each value, as Argo would judge it.
+    from relconsole.engine.gates import judge
+    from relconsole.model import MetricPair, Reading, Verdict
+
+    def verdict(v: float) -> Verdict:
+        pair = MetricPair(canary=Reading(v, 0.0), baseline=Reading(None, 0.0, "n/a"))
+        return judge(gate, pair, now=0.0, stale_after=60.0)[0]
+
+    assert [verdict(v) for v in (0.95, 0.90, 0.7, 0.5, 0.49)] == [
+        Verdict.PASS, Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE, Verdict.FAIL]
+
+
+def test_both_conditions_holding_is_refused() -> None:
+    (message,) = problems(template(prom_metric(
+        "success-rate", successCondition="result[0] >= 0.50",
+        failureCondition="result[0] < 0.90")), args={"v": "x"})
+    assert "both hold" in message and "failureCondition wins" in message
+
+
+def test_a_band_on_each_side_imports() -> None:
+    # Passing 0.9..1, failing below 0.5, Inconclusive between and above 1 (Argo's phases).
+    (gate,) = gates_from_template(template(prom_metric(
+        "x", successCondition="result[0] >= 0.9 && result[0] <= 1",
+        failureCondition="result[0] < 0.5")), args={"v": "x"}).gates
+    assert (gate.inconclusive_min, gate.min, gate.max, gate.inconclusive_max) == (
+        0.5, 0.9, 1.0, math.inf)
+
+
+def test_an_inconclusive_value_beyond_a_failing_one_is_refused() -> None:
+    (message,) = problems(template(prom_metric(
+        "x", successCondition="result[0] >= 0.9",
+        failureCondition="result[0] < 0.5 || result[0] > 0.6 && result[0] < 0.9")),
+        args={"v": "x"})
+    assert "Inconclusive on both sides of a failing range" in message
 
 
 def test_docs_nan_examples() -> None:
@@ -512,7 +550,7 @@ def test_conditions_that_disagree_are_refused() -> None:
     (message,) = problems(template(prom_metric(
         successCondition="result[0] <= 0.02", failureCondition="result[0] > 0.01")),
         args={"v": "x"})
-    assert "do not agree between 0.01 and 0.02" in message
+    assert "both hold between 0.01 and 0.02" in message
     assert "failureCondition wins" in message
 
 

@@ -662,6 +662,14 @@ class Limits:
     # to it (`result[0] < 10` -> max 9.999999999999998), None where the limit is written.
     min_open: float | None = None
     max_open: float | None = None
+    # Where Argo calls a finite value Inconclusive (neither condition holds): between
+    # these outer limits and min/max the gate is INCONCLUSIVE, beyond them it fails.
+    inconclusive_min: float | None = None
+    inconclusive_max: float | None = None
+
+    @property
+    def band(self) -> bool:
+        return self.inconclusive_min is not None or self.inconclusive_max is not None
 
 
 def limits_for(success: Condition | None, failure: Condition | None) -> Limits:
@@ -669,9 +677,12 @@ def limits_for(success: Condition | None, failure: Condition | None) -> Limits:
 
     relconsole judges one finite value per poll (safety rule 1 keeps NaN, ±Inf, an empty
     result and several series out: they are INCONCLUSIVE), and its gate passes exactly
-    min <= value <= max. So the values Argo passes must be one closed range, Argo must
-    fail every other finite value (relconsole has no inconclusive band), and where both
-    conditions are written they must agree. A strict comparison on the passing side
+    min <= value <= max. So the values Argo passes must be one closed range; the values
+    where neither condition holds (Argo: Inconclusive, and the rollout pauses) may lie on
+    either side of it, between it and the failing values (an inconclusive band, judged
+    INCONCLUSIVE by the gate, so the release pauses as Argo's does); every other finite
+    value must fail. Where both conditions hold Argo fails (failureCondition wins): that is
+    refused as a condition no one meant. A strict comparison on the passing side
     (`result[0] < 10` passes, 10 fails) becomes the float just below 10 as max: exact,
     since relconsole's max is inclusive. Raises ConditionError otherwise.
     """
@@ -696,7 +707,8 @@ def limits_for(success: Condition | None, failure: Condition | None) -> Limits:
         return v if scalar else [v]
 
     passes: list[bool] = []
-    disagree: list[_Sample] = []
+    failing: list[bool] = []
+    both: list[_Sample] = []
     for sample in samples:
         phase = argo_phase(success, failure, shaped(sample.value))
         if phase == "Error":
@@ -705,17 +717,14 @@ def limits_for(success: Condition | None, failure: Condition | None) -> Limits:
         if success is not None and failure is not None:
             ok = _bool(evaluate(success.tree, shaped(sample.value)))
             bad = _bool(evaluate(failure.tree, shaped(sample.value)))
-            if ok == bad:
-                disagree.append(sample)
+            if ok and bad:
+                both.append(sample)
         passes.append(phase == "Successful")
-    if disagree:
-        both = [s for s in disagree if argo_phase(success, None, shaped(s.value)) == "Successful"]
-        what = ("both conditions hold (Argo fails it: failureCondition wins)" if both else
-                "neither condition holds, so Argo calls the measurement Inconclusive; "
-                "relconsole has no inconclusive band")
+        failing.append(phase == "Failed")
+    if both:
         raise ConditionError(
-            f"successCondition and failureCondition do not agree "
-            f"{', '.join(s.where for s in disagree[:3])}: {what}",
+            f"successCondition and failureCondition both hold "
+            f"{', '.join(s.where for s in both[:3])} (Argo fails it: failureCondition wins)",
             "Write one of them, or make failureCondition the exact opposite of "
             "successCondition (result[0] <= 0.01 with result[0] > 0.01)")
     if not any(passes):
@@ -732,7 +741,25 @@ def limits_for(success: Condition | None, failure: Condition | None) -> Limits:
                              "relconsole's gate passes one range, min <= value <= max")
     lower, lower_open = _bound(samples, first, -1)
     upper, upper_open = _bound(samples, last, +1)
-    return Limits(min=lower, max=upper, min_open=lower_open, max_open=upper_open)
+    # The values that do not fail (passing, or Inconclusive beside the passing range)
+    # must be one range too: a value Argo calls Inconclusive between two failing ones,
+    # or beyond a failing one, is no band relconsole can judge.
+    kept = [not f for f in failing]
+    lo = kept.index(True)
+    hi = len(kept) - 1 - kept[::-1].index(True)
+    if not all(kept[lo:hi + 1]):
+        gap = next(s for s, k in zip(samples[lo:hi + 1], kept[lo:hi + 1], strict=True)
+                   if not k)
+        raise ConditionError(f"Argo calls values Inconclusive on both sides of a failing "
+                             f"range ({gap.where}); relconsole's gate has one band")
+    band_lower = _bound(samples, lo, -1)[0] if lo < first else None
+    band_upper = _bound(samples, hi, +1)[0] if hi > last else None
+    if lo < first and band_lower is None:
+        band_lower = -math.inf  # Inconclusive all the way down: it never fails below
+    if hi > last and band_upper is None:
+        band_upper = math.inf
+    return Limits(min=lower, max=upper, min_open=lower_open, max_open=upper_open,
+                  inconclusive_min=band_lower, inconclusive_max=band_upper)
 
 
 def _bound(samples: Sequence[_Sample], edge: int,
@@ -1135,9 +1162,15 @@ def _metric(raw: Mapping[str, Any], metric: str, values: Mapping[str, _Arg],
     )
     spec = MetricSpec(name=metric, query=query.strip(), values_why=VALUES_WHY,
                       canary_only=not versioned)
+    if limits.band:
+        # Argo pauses the rollout on the (inconclusiveLimit + 1)th Inconclusive
+        # measurement; relconsole pauses after that many INCONCLUSIVE polls in a row.
+        relconsole_inconclusive = min(relconsole_inconclusive, inconclusive_limit + 1)
     gate = GateSpec(metric=metric, max=limits.max, min=limits.min,
                     failure_limit=failure_limit + 1,
-                    inconclusive_limit=relconsole_inconclusive)
+                    inconclusive_limit=relconsole_inconclusive,
+                    inconclusive_min=limits.inconclusive_min,
+                    inconclusive_max=limits.inconclusive_max)
     detail = MetricImport(
         metric=metric, interval=interval_text, interval_seconds=interval_seconds, count=count,
         effective_count=effective, failure_limit=failure_limit,
@@ -1280,6 +1313,19 @@ def _condition_words(raw: Mapping[str, Any], limits: Limits) -> str:
             text += (f" Argo fails {_fmt(threshold)} itself and relconsole's {side} is "
                      f"inclusive, so {side} is the float next to {_fmt(threshold)} (shown "
                      f"rounded, as {threshold:g}).")
+    for side, edge, outer in (("min", limits.min, limits.inconclusive_min),
+                              ("max", limits.max, limits.inconclusive_max)):
+        if outer is not None and edge is not None:
+            beyond = "below" if side == "min" else "above"
+            if math.isfinite(outer):
+                text += (f" Between {_fmt(outer)} and {side} {_fmt(edge)} neither condition "
+                         "holds and Argo calls the measurement Inconclusive (it pauses the "
+                         "rollout): the gate is INCONCLUSIVE there, and fails only "
+                         f"{beyond} {_fmt(outer)}.")
+            else:
+                text += (f" Everywhere {beyond} {side} {_fmt(edge)} neither condition holds "
+                         "and Argo calls the measurement Inconclusive (it pauses the "
+                         "rollout): the gate is INCONCLUSIVE there, never failing.")
     return text
 
 

@@ -67,10 +67,19 @@ def judge(
     value = partial(units.value, unit=unit)
     limit = partial(units.limit, unit=unit)
     failures: list[str] = []
+    banded = ""  # inside an inconclusive band (Argo: neither condition holds)
     if spec.max is not None and c_val > spec.max:
-        failures.append(f"canary {value(c_val)} > max {limit(spec.max)}")
+        if spec.inconclusive_max is not None and c_val <= spec.inconclusive_max:
+            banded = (f"canary {value(c_val)} between max {limit(spec.max)} and "
+                      f"{limit(spec.inconclusive_max)}: neither passing nor failing")
+        else:
+            failures.append(f"canary {value(c_val)} > max {limit(spec.max)}")
     if spec.min is not None and c_val < spec.min:
-        failures.append(f"canary {value(c_val)} < min {limit(spec.min)}")
+        if spec.inconclusive_min is not None and c_val >= spec.inconclusive_min:
+            banded = (f"canary {value(c_val)} between {limit(spec.inconclusive_min)} and "
+                      f"min {limit(spec.min)}: neither passing nor failing")
+        else:
+            failures.append(f"canary {value(c_val)} < min {limit(spec.min)}")
     if spec.max_increase is not None:
         assert b_val is not None
         if c_val - b_val > spec.max_increase:
@@ -96,6 +105,8 @@ def judge(
             failures.append(f"×{c_val / b_val:.2f} of baseline < ×{spec.min_ratio:g}")
     if failures:
         return Verdict.FAIL, "; ".join(failures), c_val, b_val
+    if banded:
+        return Verdict.INCONCLUSIVE, banded, c_val, b_val
     return Verdict.PASS, "within thresholds", c_val, b_val
 
 

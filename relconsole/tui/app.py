@@ -170,6 +170,7 @@ class ReleaseApp(App[None]):
         take: Callable[[str], Awaitable[str | None]] | None = None,
         fleet: bool = False,
         notices: Sequence[str] = (),
+        fleet_entry: bool = False,
     ) -> None:
         """`watch_reason` says why this console only watches (shown once at start);
         `background` are extra coroutines to run beside the engine loop (the demo's
@@ -179,6 +180,8 @@ class ReleaseApp(App[None]):
         headless driver is started when the operator quits mid-release (None: it is not
         offered), and how to attach again. `fleet`: opened from `relconsole fleet`, so
         escape leaves for it (`to_fleet` is then True once the app has exited).
+        `fleet_entry`: the palette offers to open the fleet (`relconsole run`: the
+        Rollouts of this cluster, or this config's folder); leaving for it sets `to_fleet`.
         `notices` are warnings shown once at start (others on this host will not see
         this driver: the state folder fell back to a private one)."""
         # Under NO_COLOR Textual picks its colour filter here, from the theme it starts
@@ -212,6 +215,7 @@ class ReleaseApp(App[None]):
         # Opened from the fleet: escape (or the palette) leaves for it, `q` still ends
         # everything; `to_fleet` tells the CLI which of the two it was.
         self.fleet = fleet
+        self.fleet_entry = fleet_entry
         self.to_fleet = False
         self.exit_line = ""  # printed by the CLI once the terminal is restored
         self._engine_worker: Worker[None] | None = None
@@ -693,7 +697,7 @@ class ReleaseApp(App[None]):
         """
         if self._handing_off or isinstance(self.screen, ChoiceDialog):
             return  # already leaving, or already asking how
-        self.to_fleet = to_fleet and self.fleet
+        self.to_fleet = to_fleet and (self.fleet or self.fleet_entry)
         if self._in_flight is not None and not self._quit_armed:
             self._quit_armed = True
             self._notify(
@@ -894,6 +898,11 @@ class ReleaseApp(App[None]):
         if self.fleet:
             yield SystemCommand("Back to the fleet",
                                 "leave this console for the fleet table, as q leaves it (esc)",
+                                partial(self.action_quit, True))
+        elif self.fleet_entry:
+            yield SystemCommand("Open the fleet",
+                                "every release of this cluster (or this config's folder) in "
+                                "one table; leaves this console as q does",
                                 partial(self.action_quit, True))
         if no_color():
             return  # NO_COLOR draws no colour whatever the theme: nothing to choose

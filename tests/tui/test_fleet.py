@@ -581,3 +581,48 @@ def test_snapshot_folder(snap_compare, configs: tuple[Path, Path],
     app = FleetApp(source, clock=lambda: NOW, feed=feed, start_source=False)
     assert snap_compare(app, terminal_size=(80, 24))
 
+
+
+def test_a_run_console_opens_the_fleet_from_the_palette(
+    configs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`relconsole run -c FILE`: the palette's "Open the fleet" leaves the console (its
+    session closed, the lease free) for the fleet of the config's folder."""
+    folder, state = configs
+    shown: list[str] = []
+
+    def console_run(self: ReleaseApp, *a: Any, **kw: Any) -> Any:
+        titles = [c.title for c in self.palette_commands()]
+        assert "Open the fleet" in titles and "Back to the fleet" not in titles
+        shown.append(f"console {self.engine.plan.release_id}")
+        self.to_fleet = True  # what choosing "Open the fleet" leaves behind
+
+    def fleet_run(self: FleetApp, *a: Any, **kw: Any) -> Any:
+        # The console's lease is free again: nobody drives while the fleet is open.
+        from relconsole.engine.lease import current_holder
+
+        assert current_holder(state, "search-api-2.3.0-production") is None
+        shown.append(f"fleet over {self.source.title}")
+        return None
+
+    monkeypatch.setattr(ReleaseApp, "run", console_run)
+    monkeypatch.setattr(FleetApp, "run", fleet_run)
+    code = cli.main(["run", "-c", str(folder / "search-api.yaml"), "--state-dir", str(state)])
+    assert code == 0
+    assert shown == ["console search-api-2.3.0-production", f"fleet over configs in {folder}"]
+
+
+async def test_the_palette_entry_leaves_for_the_fleet(rig: Rig) -> None:
+    await healthy_mid_release(rig)
+    app = ReleaseApp(rig.engine, start_engine=False, fleet_entry=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        entry = next(c for c in app.palette_commands() if c.title == "Open the fleet")
+        await entry.callback()  # type: ignore[misc]
+        await settle(pilot)
+        if isinstance(app.screen, ChoiceDialog):  # it drives: leaving asks how, as q does
+            await pilot.press("up", "enter")
+            await settle(pilot)
+        running = app.is_running
+    assert not running and app.to_fleet
+    assert app.exit_line  # where the release was left, shown above the fleet
