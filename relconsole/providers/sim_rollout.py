@@ -169,9 +169,8 @@ class SimRollout:
             for i, step in enumerate(PLAN)
         )
         analysis: tuple[AnalysisVerdict, ...] = ()
-        if index >= 4:
-            running = index == 4 and not s["aborted"]
-            verdict = "Running" if running else ("Error" if index == 4 else "Successful")
+        if index >= 4 and not s["aborted"]:
+            verdict = "Running" if index == 4 else "Successful"
             analysis = (AnalysisVerdict(
                 "checkout-api-7f9c-4", verdict, "",
                 (("error-rate", verdict), ("latency-p99", verdict))),)
@@ -239,7 +238,8 @@ class SimRollout:
         self.world.refresh()
         self.world.traffic_call("abort")
         s = self._s
-        s["aborted"], s["set"], s["actual"] = True, 0, 0
+        # As Argo's controller does: all traffic to stable, the step index back to 0.
+        s["aborted"], s["set"], s["actual"], s["step"] = True, 0, 0, 0
         self._note("abort", actor, reason)
         self._save()
 

@@ -55,14 +55,15 @@ def phase_line(c: ControllerState) -> str:
 def step_number(snapshot: Snapshot, c: ControllerState) -> int:
     """The controller's step number (steps completed); the engine's when it gives none.
 
-    After an abort the engine's own index is -1 (nothing left to do), while the
-    controller still says where it stood: that is the step the abort undid.
+    After an abort Argo resets its step to 0 and the engine's own index is -1, so the
+    step the abort undid is the one the rollback's cause recorded, where known: "aborted
+    at step 0/7" would send a tired reader looking at the wrong step.
     """
+    cause = snapshot.rollback_cause
+    if aborted(snapshot, c) and cause is not None and cause.step_index >= 0:
+        return cause.step_index
     if c.step is not None:
         return c.step
-    cause = snapshot.rollback_cause
-    if snapshot.step_index < 0 and cause is not None and cause.step_index >= 0:
-        return cause.step_index
     return max(snapshot.step_index, 0)
 
 

@@ -57,6 +57,8 @@ ROLLBACK_PHASES = (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ROLLBACK_FAILED)
 # One line at 80 columns: at 80x24 every line here is one fewer for the journal.
 # One line at 80 columns: wrapped to two it took the journal's last row at 80×24.
 AGAIN_HINT = "Try again: bump release.version, or run --again --reason TEXT (? tells)"
+# An aborted Argo Rollout is tried again on the cluster: Argo's retry, or a new revision.
+AGAIN_HINT_ARGO = "Again: kubectl argo rollouts retry rollout NAME (or a new revision)"
 
 
 def _quoted(url: str) -> str:
@@ -257,7 +259,11 @@ class GatesPanel(Panel):
                 and at_rollback(snapshot) is None)
         ]
         self._draw_reasons(explain)
-        self.query_one(".hint", Field).set_class(snapshot.phase is Phase.ROLLED_BACK, "-shown")
+        hint = self.query_one(".hint", Field)
+        c = snapshot.controller
+        hint.set(AGAIN_HINT_ARGO.replace("NAME", c.resource.rpartition("/")[2])
+                 if c is not None and c.system == "Argo Rollouts" else AGAIN_HINT)
+        hint.set_class(snapshot.phase is Phase.ROLLED_BACK, "-shown")
 
     def _draw_reasons(self, gates: list[GateStatus]) -> None:
         lines = list(self.query(".reason").results(Field))
