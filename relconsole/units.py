@@ -131,3 +131,19 @@ def count(n: float) -> str:
     if n < 1_000_000:
         return f"{n / 1000:.0f}k"
     return f"{n / 1e6:.1f}M"
+
+
+def age(seconds: float | None) -> str:
+    """How old something is, coarsely: '45d', '5h', '12m', '<1m'; an em dash if unknown.
+
+    Coarse on purpose: it changes rarely, so a panel or table showing it rarely redraws.
+    """
+    if seconds is None or not math.isfinite(seconds):
+        return MISSING
+    if seconds >= 86400:
+        return f"{int(seconds // 86400)}d"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m"
+    return "<1m"

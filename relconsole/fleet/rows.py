@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from relconsole import units
 from relconsole.model import actor_text
 
 # Written on a Rollout by every relconsole action, read back here: who did what last.
@@ -135,17 +136,9 @@ class FleetRow:
 
 
 def age_text(seconds: float | None) -> str:
-    """Coarse, as the console shows ages: '<1m', '12m', '5h', '45d'; it changes rarely,
-    so the table rarely redraws for it."""
-    if seconds is None or not math.isfinite(seconds):
-        return MISSING
-    if seconds >= 86400:
-        return f"{int(seconds // 86400)}d"
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m"
-    return "<1m"
+    """Coarse, as the console shows ages ('<1m', '12m', '5h', '45d'; `units.age`): it
+    changes rarely, so the table rarely redraws for it."""
+    return units.age(seconds)
 
 
 def weight_text(row: FleetRow) -> str:

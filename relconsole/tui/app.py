@@ -45,15 +45,13 @@ from relconsole.tui.help import HelpScreen
 from relconsole.tui.journal_export import journal_markdown, save_new
 from relconsole.tui.keys import ReleaseFooter
 from relconsole.tui.themes import (
-    ANSI_THEME,
-    DEFAULT_THEME,
     NO_COLOR_CSS,
     VARIABLE_DEFAULTS,
     ThemeError,
+    initial_theme,
     load_themes,
     no_color,
     offered,
-    resolve_name,
 )
 from relconsole.tui.widgets import (
     CanaryPanel,
@@ -244,20 +242,15 @@ class ReleaseApp(App[None]):
         return offered(self.available_themes)
 
     def _initial_theme(self) -> str:
-        available = self.available_themes
-        if self._wanted_theme:
-            name = resolve_name(self._wanted_theme, set(self.offered_themes))
-            if name is not None:
-                return name
-            self._theme_problem = f"unknown theme {self._wanted_theme!r}"
         # A real 16-colour terminal (or NO_COLOR) gets the terminal's own palette. The
         # headless driver of the tests reports "standard" too, so it is not asked.
         few_colours = not self.is_headless and self.console.color_system in (
-            "standard", "windows", None
-        )
-        if (os.environ.get("NO_COLOR") or few_colours) and ANSI_THEME in available:
-            return ANSI_THEME
-        return DEFAULT_THEME if DEFAULT_THEME in available else "textual-dark"
+            "standard", "windows", None)
+        name, problem = initial_theme(self.available_themes, self._wanted_theme,
+                                      few_colours=few_colours)
+        if problem:
+            self._theme_problem = problem
+        return name
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)

@@ -16,7 +16,6 @@ so no action sits on a letter key.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,15 +43,13 @@ from relconsole.fleet.rows import (
     sort_rows,
 )
 from relconsole.tui.themes import (
-    ANSI_THEME,
-    DEFAULT_THEME,
     NO_COLOR_CSS,
     VARIABLE_DEFAULTS,
     ThemeError,
+    initial_theme,
     load_themes,
     no_color,
     offered,
-    resolve_name,
 )
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.table import (
@@ -290,18 +287,15 @@ class FleetApp(App[Target | None]):
             return {}
 
     def _initial_theme(self) -> str:
-        available = self.available_themes
-        if self._wanted_theme:
-            name = resolve_name(self._wanted_theme, set(offered(available)))
-            if name is not None:
-                return name
-            self._theme_problem = f"unknown theme {self._wanted_theme!r}"
+        # A real 16-colour terminal (or NO_COLOR) gets the terminal's own palette. The
+        # headless driver of the tests reports "standard" too, so it is not asked.
         few_colours = not self.is_headless and self.console.color_system in (
-            "standard", "windows", None
-        )
-        if (os.environ.get("NO_COLOR") or few_colours) and ANSI_THEME in available:
-            return ANSI_THEME
-        return DEFAULT_THEME if DEFAULT_THEME in available else "textual-dark"
+            "standard", "windows", None)
+        name, problem = initial_theme(self.available_themes, self._wanted_theme,
+                                      few_colours=few_colours)
+        if problem:
+            self._theme_problem = problem
+        return name
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from relconsole import units
 from relconsole.clock import clock_text
 from relconsole.units import MISSING, delta, finite, millis, percent, ratio, threshold
 from relconsole.units import count as short_count
@@ -47,19 +48,8 @@ def weight(value: int) -> str:
 
 
 def age(seconds: float | None) -> str:
-    """How old something is, coarsely: '45d', '5h', '12m', '<1m'; an em dash if unknown.
-
-    Coarse on purpose: it changes rarely, so a panel showing it rarely redraws.
-    """
-    if not finite(seconds):
-        return MISSING
-    if seconds >= 86400:
-        return f"{int(seconds // 86400)}d"
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m"
-    return "<1m"
+    """How old something is, coarsely: '45d', '5h', '12m', '<1m' (`units.age`)."""
+    return units.age(seconds)
 
 
 def count(n: float | None) -> str:

@@ -159,3 +159,20 @@ def offered(themes: Mapping[str, Theme]) -> list[str]:
         name for name, theme in themes.items()
         if name.startswith(PREFIX) and not problems_at_256(theme)
     )
+
+
+def initial_theme(
+    available: Mapping[str, Theme], wanted: str | None, *, few_colours: bool
+) -> tuple[str, str]:
+    """The theme an app starts with, and why the one asked for was not taken ("" if it
+    was): the one asked for, else the ansi theme on a 16-colour terminal or under
+    NO_COLOR (the terminal's own palette), else relconsole's dark one."""
+    problem = ""
+    if wanted:
+        name = resolve_name(wanted, set(offered(available)))
+        if name is not None:
+            return name, ""
+        problem = f"unknown theme {wanted!r}"
+    if (os.environ.get("NO_COLOR") or few_colours) and ANSI_THEME in available:
+        return ANSI_THEME, problem
+    return (DEFAULT_THEME if DEFAULT_THEME in available else "textual-dark"), problem
