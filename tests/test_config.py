@@ -15,6 +15,7 @@ from keyring.backend import KeyringBackend
 from relconsole.config import (
     ConfigError,
     GateModel,
+    GatesFromModel,
     MetricModel,
     ProvidersModel,
     ReleaseModel,
@@ -116,6 +117,7 @@ def test_example_file_documents_every_key() -> None:
         VersionsModel,
         MetricModel,
         GateModel,
+        GatesFromModel,
         UIModel,
         StateModel,
     )
