@@ -36,6 +36,7 @@ from relconsole.engine.paths import (
 )
 from relconsole.engine.release import ReleaseEngine
 from relconsole.model import Actor, Mode, Step, TrafficState
+from relconsole.notify.bridge import NotifyBridge, open_bridge
 from relconsole.providers import registry
 from relconsole.providers.base import (
     BuildContext,
@@ -216,6 +217,7 @@ class Session:
     # the lease and journal fell back to this user's private folder (engine/paths.py).
     state_warning: str = ""
     closed: bool = False
+    notify: NotifyBridge | None = None  # sends the driver's events to notify: targets
 
     def take_over_hint(self) -> str:
         """What to tell an operator who could not drive, and how to take over."""
@@ -287,6 +289,9 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        if self.notify is not None:
+            # A short bounded flush, off the loop; what is left is journalled as lost.
+            await asyncio.to_thread(self.notify.close)
         await self.engine.close()
         if self.lease is not None:
             self.lease.release()
@@ -427,7 +432,7 @@ def open_session(
     # those that share its folder.
     warning = (state_warning(state or cfg.state_dir) or "") if kube is None else ""
     return Session(engine, lease, built, sdir, watch_reason, holder_info, actor, lease_ttl,
-                   warning)
+                   warning, notify=open_bridge(engine, cfg.notify))
 
 
 def _release_view(journal: Journal) -> dict[str, Any]:

@@ -104,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the config and reach every provider")
     with_config(check)
+    check.add_argument("--preflight", action="store_true",
+                       help="also: baseline healthy now, canary up, flags exist, "
+                            "dependencies answer, capacity, window (exit 0 only if all pass)")
+
+    plan = sub.add_parser("plan", help="the deployment plan: risk, checklist, steps, "
+                                       "rollback, monitoring, flags, communication")
+    with_config(plan)
+    plan.add_argument("--format", choices=("md", "json"), default="md")
+    plan.add_argument("--announce", action="store_true",
+                      help="also send the plan to the config's notify: targets (event "
+                           "'announced'); exit 1 if one could not be reached")
 
     status = sub.add_parser("status", help="one snapshot of the release and its gates")
     with_config(status)
@@ -187,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(journal)
     journal.add_argument("--format", choices=("md", "json"), default="md")
     journal.add_argument("--verify", action="store_true", help="check the hash chain")
+
+    report = sub.add_parser(
+        "report", help="what happened: timeline, verdicts, decisions, charts; an incident "
+                       "review after a rollback")
+    with_config(report)
+    report.add_argument("--format", choices=("md", "html", "json"), default="md",
+                        help="md (default), html (one self-contained file with charts) "
+                             "or json")
     return parser
 
 
@@ -548,12 +567,48 @@ def cmd_check(args: argparse.Namespace) -> int:
                 ok, detail = False, str(exc) or type(exc).__name__
             failures += not ok
             print(f"{'✓' if ok else '✗'} {kind} ({name}): {detail}")
+        if args.preflight:
+            from relconsole.plan.preflight import preflight
+
+            failures += await preflight(cfg, providers)
         for p in (providers.metrics, providers.traffic, providers.flags):
             if p is not None:
                 await p.close()
         return ExitCode.ERROR if failures else ExitCode.OK
 
     return asyncio.run(probe())
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from relconsole.assembly import build_providers
+    from relconsole.plan import build_plan, gather, render_json, render_markdown
+
+    cfg = _load(args)
+    providers = build_providers(cfg, _clock(), state=args.state_dir)
+
+    async def read() -> Any:
+        try:
+            return await gather(cfg, providers)
+        finally:
+            for p in (providers.metrics, providers.traffic, providers.flags):
+                if p is not None:
+                    await p.close()
+
+    plan = build_plan(cfg, asyncio.run(read()), time.time())
+    text = render_markdown(plan)
+    print(render_json(plan) if args.format == "json" else text, end="")
+    if not args.announce:
+        return ExitCode.OK
+    if not cfg.notify:
+        raise CliError("--announce: the config has no notify: targets to send the plan to "
+                       "(add notify: [{type: slack, url: …}])", ExitCode.USAGE)
+    from relconsole.engine.paths import current_actor
+    from relconsole.notify.announce import announce
+
+    missed = announce(cfg.notify, cfg.plan, text, who=str(current_actor()))
+    for line in missed:
+        print(f"relconsole: announce: {line}", file=sys.stderr)
+    return ExitCode.ERROR if missed else ExitCode.OK
 
 
 def _controller(snap: Any) -> Any:
@@ -898,6 +953,49 @@ def cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from relconsole.assembly import build_providers
+    from relconsole.engine.journal import Journal, JournalError, journal_path, verify
+    from relconsole.engine.paths import current_actor, state_dir
+    from relconsole.placeholders import dashboards
+    from relconsole.report import build_report, fetch_series, render
+
+    cfg = _load(args)
+    sdir = state_dir(args.state_dir or cfg.state_dir)
+    path = journal_path(sdir, cfg.plan.release_id)
+    records = []
+    if path.exists():
+        try:
+            records = Journal(path, _clock(), current_actor(), release=cfg.plan.release_id,
+                              read_only=True).records()
+        except JournalError as exc:
+            raise CliError(str(exc), ExitCode.ERROR) from None
+    if not records:
+        raise CliError(f"no journal yet for {cfg.plan.release_id} (looked in {path}): "
+                       "nothing has happened to report; run the release first, or pass "
+                       "--state-dir where its journal is", ExitCode.ERROR)
+    checked = verify(path)
+    if not checked.ok:
+        print(f"relconsole: warning: {path}: the hash chain is broken "
+              f"({checked.problems[0]}); the report may not tell the whole story "
+              "(`relconsole journal --verify` lists every problem)", file=sys.stderr)
+    providers = build_providers(cfg, _clock(), state=args.state_dir)
+
+    async def series() -> tuple[Any, str]:
+        try:
+            return await fetch_series(providers.metrics, cfg.plan, records)
+        finally:
+            for p in (providers.metrics, providers.traffic, providers.flags):
+                if p is not None:
+                    await p.close()
+
+    found, note = asyncio.run(series())
+    report = build_report(records, cfg.plan, baseline_version=cfg.versions.get("baseline", ""),
+                          series=found, series_note=note, dashboards=dashboards(cfg.plan))
+    sys.stdout.write(render(report, args.format))
+    return ExitCode.OK
+
+
 def _misused_option(args: argparse.Namespace) -> str:
     """Why an option given would do nothing in the chosen mode ("" when all apply).
 
@@ -956,6 +1054,8 @@ COMMANDS = {
     "releases": cmd_releases,
     "fleet": cmd_fleet,
     "journal": cmd_journal,
+    "plan": cmd_plan,
+    "report": cmd_report,
 }
 
 

@@ -573,6 +573,64 @@ def actor_text(raw: object, *, ssh: bool = False) -> str:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """An owner or stakeholder of a release (`release.owners` / `release.stakeholders`)."""
+
+    name: str
+    slack: str = ""  # a channel (#payments-oncall) or a handle (@alice)
+    email: str = ""
+    pager: str = ""  # the pager service or rotation that pages them
+
+    def reach(self) -> str:
+        """Where to reach them, in one phrase: 'slack @alice · pager payments-oncall'."""
+        ways = [f"{kind} {value}" for kind, value in
+                (("slack", self.slack), ("email", self.email), ("pager", self.pager)) if value]
+        return " · ".join(ways)
+
+
+@dataclass(frozen=True)
+class ApiChange:
+    name: str
+    breaking: bool = False
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A service that must already be deployed, and the probe that says it is healthy:
+    exactly one of `http` (a URL to GET) and `promql` (an expression that must return a
+    non-empty, non-zero result; `{{version}}` in it stands for `version`)."""
+
+    name: str
+    http: str = ""
+    promql: str = ""
+    version: str = ""  # the version it must run, where one is expected
+
+    @property
+    def probe(self) -> str:
+        if self.http:
+            return f"GET {self.http} answers 2xx" + (
+                f" naming {self.version}" if self.version else "")
+        return f"PromQL {self.query} returns a non-zero result"
+
+    @property
+    def query(self) -> str:
+        return self.promql.replace("{{version}}", self.version)
+
+
+@dataclass(frozen=True)
+class ReleaseChanges:
+    """What the release changes besides its code (`release.changes`)."""
+
+    api: tuple[ApiChange, ...] = ()
+    infrastructure: tuple[str, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
+
+    @property
+    def breaking(self) -> tuple[ApiChange, ...]:
+        return tuple(change for change in self.api if change.breaking)
+
+
+@dataclass(frozen=True)
 class ReleasePlan:
     """What the engine needs to know about the release, independent of the YAML."""
 
@@ -598,6 +656,9 @@ class ReleasePlan:
     flags_audit: FlagAuditPolicy = field(default_factory=FlagAuditPolicy)
     dashboard: str = ""  # release.dashboard, a link template like MetricSpec.dashboard
     canary_version: str = ""  # versions.canary where it differs from `version`
+    owners: tuple[Contact, ...] = ()
+    stakeholders: tuple[Contact, ...] = ()
+    changes: ReleaseChanges = field(default_factory=ReleaseChanges)
 
     @property
     def canary(self) -> str:

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests drive for real, when they are missing and we are
 # root: tmux (the end-to-end run in a real terminal), Prometheus and HAProxy (the sandbox
-# of examples/sandbox), PostgreSQL and Node.js (a real
-# Unleash server for the flag integration tests), and the pinned unleash-server itself
-# from npm into .cache/unleash (gitignored). Otherwise says what is missing: those tests
-# then skip on a laptop, and fail under CI=true.
+# of examples/sandbox), PostgreSQL and Node.js (a real Unleash server for the flag
+# integration tests), Chromium (the HTML report rendered in a real browser), and the
+# pinned unleash-server itself from npm into .cache/unleash (gitignored). Otherwise says
+# what is missing: those tests then skip on a laptop, and fail under CI=true.
 set -u
 cd "$(dirname "$0")/.."
 status=0
@@ -21,6 +21,8 @@ fi
 if ! command -v node >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi
+# Chromium: tests/test_report.py renders the HTML report in a real headless browser.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing ${missing[*]} from Debian's packages"

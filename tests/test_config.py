@@ -13,10 +13,15 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from relconsole.config import (
+    ApiChangeModel,
+    ChangesModel,
     ConfigError,
+    ContactModel,
+    DependencyModel,
     GateModel,
     GatesFromModel,
     MetricModel,
+    NotifyModel,
     ProvidersModel,
     ReleaseModel,
     RollbackModel,
@@ -120,6 +125,11 @@ def test_example_file_documents_every_key() -> None:
         GatesFromModel,
         UIModel,
         StateModel,
+        ContactModel,
+        ChangesModel,
+        ApiChangeModel,
+        DependencyModel,
+        NotifyModel,
     )
     undocumented = [
         f"{model.__name__}.{name}"
@@ -173,7 +183,6 @@ def test_example_commented_settings_are_valid_when_uncommented(tmp_path: Path) -
         ("metrics", "prometheus"),
         ("traffic", "haproxy"),
         ("flags", "flagd"),
-        ("notify", "slack"),
     ],
 )
 def test_example_commented_provider_blocks_are_valid(
@@ -850,9 +859,9 @@ def test_a_later_secret_error_does_not_show_an_earlier_resolved_secret(
     monkeypatch.setenv("RELCONSOLE_TEST_TOKEN", SECRET_VALUE)
     monkeypatch.delenv("RELCONSOLE_TEST_MISSING", raising=False)
     text = PROMETHEUS_WITH.format(ref="env:RELCONSOLE_TEST_TOKEN")
-    text += "  notify: {type: slack, webhook_url: 'env:RELCONSOLE_TEST_MISSING'}\n"
+    text += "notify: [{type: slack, url: 'env:RELCONSOLE_TEST_MISSING'}]\n"
     err = load_error(write(tmp_path, text))
-    assert err.key == "providers.notify.webhook_url"
+    assert err.key == "notify[0].url"
     assert "RELCONSOLE_TEST_MISSING" in str(err)
     assert_no_secret(err, err.args, err.__context__, err.__cause__)
 

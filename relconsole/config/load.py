@@ -30,6 +30,7 @@ from relconsole.config.errors import (
 )
 from relconsole.config.explain import validation_errors
 from relconsole.config.gates_from import GatesFrom, apply, read_template_file
+from relconsole.config.notify import notify_settings, refuse_providers_notify
 from relconsole.config.provider_blocks import check_secrets, check_types
 from relconsole.config.rules import Parts, check_all
 from relconsole.config.schema import (
@@ -37,6 +38,8 @@ from relconsole.config.schema import (
     PRODUCTION_NAMES,
     PROVIDER_KINDS,
     TEXT_PATHS,
+    ChangesModel,
+    ContactModel,
     FlagsAuditModel,
     GateModel,
     MetricModel,
@@ -45,7 +48,18 @@ from relconsole.config.schema import (
     parse_min_up,
 )
 from relconsole.config.yaml_lines import Composer, compose
-from relconsole.model import FlagAuditPolicy, FlagKind, GateSpec, MetricSpec, ReleasePlan, Step
+from relconsole.model import (
+    ApiChange,
+    Contact,
+    Dependency,
+    FlagAuditPolicy,
+    FlagKind,
+    GateSpec,
+    MetricSpec,
+    ReleaseChanges,
+    ReleasePlan,
+    Step,
+)
 
 
 @dataclass
@@ -59,6 +73,8 @@ class LoadedConfig:
     lines: dict[KeyPath, int] = field(default_factory=dict, repr=False, compare=False)
     # A template still to be read from the cluster (a `file:` one is in `plan` already).
     gates_from: GatesFrom | None = None
+    # The notify: entries (config/notify.py), secrets resolved as in `providers`.
+    notify: list[dict[str, Any]] = field(default_factory=list)
 
     def line_of(self, *path: str | int) -> int | None:
         """The 1-based line a key path was written on, or None when it is not in the file."""
@@ -119,6 +135,7 @@ def load_config(
         return ConfigError(path, line_near(lines, key), format_key(key), problem, hint)
 
     data = _normalise(data, composer)
+    problems.add(refuse_providers_notify(data, fail))
     model, schema_errors = _validate(path, data, lines)
     problems.add(schema_errors)
     parts = Parts.of_model(model) if model is not None else Parts.of_data(data)
@@ -132,6 +149,8 @@ def load_config(
         fail=fail,
         report=lambda error: problems.add([error]),
     )
+    notify = notify_settings(model, data, resolve_them=resolve_secrets, timeout=secret_timeout,
+                             fail=fail, report=lambda error: problems.add([error]))
     if provider_types is not None:
         problems.add(check_types(providers, provider_types, fail))
     wanted = _gates_from(model, path, fail, problems) if model is not None else None
@@ -160,6 +179,7 @@ def load_config(
         state_dir=_state_dir(path, model.state.dir),
         lines=dict(lines),
         gates_from=wanted if wanted is not None and wanted.from_cluster else None,
+        notify=notify,
     )
 
 
@@ -237,6 +257,9 @@ def to_plan(model: RootModel) -> ReleasePlan:
         flags_audit=_audit_policy(model.flags_audit),
         dashboard=release.dashboard or "",
         canary_version=model.versions.canary or "",
+        owners=tuple(_contact(c) for c in release.owners),
+        stakeholders=tuple(_contact(c) for c in release.stakeholders),
+        changes=_changes(release.changes),
     )
 
 
@@ -266,6 +289,20 @@ def _gate_spec(g: GateModel) -> GateSpec:
         health=g.health,
         min_up=min_up,
         min_up_share=share,
+    )
+
+
+def _contact(c: ContactModel) -> Contact:
+    return Contact(name=c.name, slack=c.slack or "", email=c.email or "", pager=c.pager or "")
+
+
+def _changes(section: ChangesModel) -> ReleaseChanges:
+    return ReleaseChanges(
+        api=tuple(ApiChange(a.name, a.breaking) for a in section.api),
+        infrastructure=tuple(section.infrastructure),
+        dependencies=tuple(Dependency(name=d.name, http=d.http or "", promql=d.promql or "",
+                                      version=d.version or "")
+                           for d in section.dependencies),
     )
 
 

@@ -21,6 +21,8 @@ from relconsole.config.errors import ConfigError, KeyPath, by_line
 from relconsole.config.queries import check_query
 from relconsole.config.schema import (
     THRESHOLDS,
+    ContactModel,
+    DependencyModel,
     FlagsAuditModel,
     GateModel,
     MetricModel,
@@ -56,6 +58,9 @@ class Parts:
     metrics_type: str | None = None  # providers.metrics.type
     queries: tuple[tuple[str, str], ...] = ()  # (metric name, query) of valid metrics
     metric_models: tuple[tuple[str, MetricModel], ...] = ()  # valid metrics, for counts:
+    # (list name "owners"/"stakeholders", index, contact) of the valid contacts
+    contacts: tuple[tuple[str, int, ContactModel], ...] = ()
+    dependencies: tuple[tuple[int, DependencyModel], ...] = ()  # valid ones, with their index
 
     @classmethod
     def of_model(cls, model: RootModel) -> Parts:
@@ -77,6 +82,9 @@ class Parts:
             metrics_type=model.providers.metrics.type if model.providers.metrics else None,
             queries=tuple((name, m.query) for name, m in model.metrics.items()),
             metric_models=tuple(model.metrics.items()),
+            contacts=tuple((kind, i, c) for kind in ("owners", "stakeholders")
+                           for i, c in enumerate(getattr(release, kind))),
+            dependencies=tuple(enumerate(release.changes.dependencies)),
         )
 
     @classmethod
@@ -130,7 +138,33 @@ class Parts:
             ),
             queries=tuple(queries),
             metric_models=tuple(metric_models),
+            contacts=_valid_contacts(raw_release),
+            dependencies=_valid_dependencies(raw_release),
         )
+
+
+def _valid_items(raw: Any, model: type[Any]) -> list[tuple[int, Any]]:
+    """The entries of a list in a file that are valid on their own, with their index."""
+    found = []
+    if isinstance(raw, list):
+        for index, item in enumerate(raw):
+            with contextlib.suppress(ValidationError):
+                found.append((index, model.model_validate(item)))
+    return found
+
+
+def _valid_contacts(release: Any) -> tuple[tuple[str, int, ContactModel], ...]:
+    if not isinstance(release, dict):
+        return ()
+    return tuple((kind, i, c) for kind in ("owners", "stakeholders")
+                 for i, c in _valid_items(release.get(kind), ContactModel))
+
+
+def _valid_dependencies(release: Any) -> tuple[tuple[int, DependencyModel], ...]:
+    changes = release.get("changes") if isinstance(release, dict) else None
+    if not isinstance(changes, dict):
+        return ()
+    return tuple(_valid_items(changes.get("dependencies"), DependencyModel))
 
 
 # Traffic providers whose controller owns the step plan: release.steps may be left out.
@@ -390,6 +424,71 @@ def check_counts(parts: Parts, fail: Fail) -> list[ConfigError]:
     return problems
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def check_contacts(parts: Parts, fail: Fail) -> list[ConfigError]:
+    """Owners and stakeholders are listed to be reached: each needs a way to reach them,
+    written so a person (or a notifier) can use it."""
+    problems = []
+    for kind, i, contact in parts.contacts:
+        key: KeyPath = ("release", kind, i)
+        if not (contact.slack or contact.email or contact.pager):
+            problems.append(fail(key, f"{clip(contact.name)} has no way to be reached",
+                                 "Give at least one of slack: '#channel' or '@handle', "
+                                 "email: name@example.com, pager: ROTATION"))
+        if contact.slack is not None and not contact.slack.startswith(("#", "@")):
+            problems.append(fail((*key, "slack"),
+                                 f"'{clip(contact.slack)}' is neither a channel nor a handle",
+                                 "Write a channel as '#payments-oncall' or a person as "
+                                 "'@alice' (quoted: YAML reads # as a comment)"))
+        if contact.email is not None and not _EMAIL.fullmatch(contact.email):
+            problems.append(fail((*key, "email"),
+                                 f"'{clip(contact.email)}' is not an email address",
+                                 "Write it as name@example.com"))
+    return problems
+
+
+def check_dependencies(parts: Parts, fail: Fail) -> list[ConfigError]:
+    """Each dependency has exactly one health probe, and it is one that can be run."""
+    problems = []
+    for i, dep in parts.dependencies:
+        key: KeyPath = ("release", "changes", "dependencies", i)
+        given = [k for k in ("http", "promql") if getattr(dep, k) is not None]
+        if len(given) != 1:
+            problems.append(fail(
+                key, f"dependency {clip(dep.name)} needs exactly one health probe, http or "
+                     f"promql (it has {len(given)})",
+                "Write http: 'https://inventory.internal/healthz' (answers 2xx when healthy) "
+                "or promql: 'sum(up{job=\"inventory\"})' (non-zero when healthy)"))
+            continue
+        if dep.promql is None:
+            continue
+        if parts.metrics_type != "prometheus":
+            problems.append(fail(
+                (*key, "promql"),
+                "a PromQL probe is sent to Prometheus, but providers.metrics is not "
+                "type: prometheus",
+                "Add providers.metrics: {type: prometheus, url: …}, or probe the "
+                "dependency with http: URL"))
+        placeholder = "{{version}}" in dep.promql
+        if dep.version is not None and not placeholder:
+            problems.append(fail(
+                (*key, "version"),
+                f"version {clip(dep.version)} is given, but the promql probe does not use "
+                "{{version}}, so the version would never be checked",
+                "Put {{version}} in the expression, e.g. "
+                "'sum(up{job=\"inventory\",version=\"{{version}}\"})', or drop version"))
+        if placeholder and dep.version is None:
+            problems.append(fail(
+                (*key, "promql"), "the probe uses {{version}} but the dependency has no version",
+                "Add version: the version that must be deployed, e.g. version: 4.1.0"))
+        found = check_query(dep.promql)
+        if found is not None:
+            problems.append(fail((*key, "promql"), found.problem, found.hint))
+    return problems
+
+
 def _sentences(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
@@ -402,6 +501,8 @@ RULES: tuple[Callable[[Parts, Fail], list[ConfigError]], ...] = (
     check_versions,
     check_queries,
     check_counts,
+    check_contacts,
+    check_dependencies,
 )
 
 

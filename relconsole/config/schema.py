@@ -29,7 +29,7 @@ from relconsole.placeholders import expand_url
 
 STRATEGIES = ("canary", "blue-green", "rolling", "ab", "shadow")
 HEALTH_ROLES = ("canary",)  # whose servers a health gate counts
-PROVIDER_KINDS = ("metrics", "traffic", "flags", "notify")
+PROVIDER_KINDS = ("metrics", "traffic", "flags")
 PRODUCTION_NAMES = frozenset({"production", "prod"})
 THRESHOLDS = ("max", "min", "max_increase", "max_ratio", "max_decrease", "min_ratio")
 
@@ -101,6 +101,54 @@ class RollbackModel(_Strict):
     kill_flags: bool = False  # kill the release's flags first, then revert traffic
 
 
+def _probe_url(value: Any) -> Any:
+    # A dependency's health probe is fetched by `check --preflight`: it must be a link
+    # an HTTP client can GET, written out in full.
+    if not isinstance(value, str):
+        return value
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in value.strip():
+        raise PydanticCustomError(
+            "url", "{problem}",
+            {"problem": "must be an http:// or https:// link",
+             "hint": "Write the health endpoint's full address, e.g. "
+                     "http: 'https://inventory.internal/healthz'"},
+        )
+    return value.strip()
+
+
+ProbeUrl = Annotated[str, BeforeValidator(_probe_url)]
+
+
+class ContactModel(_Strict):
+    """Someone who owns or has a stake in the release, and where to reach them."""
+
+    name: Text
+    slack: Text | None = None  # a channel (#payments-oncall) or a handle (@alice)
+    email: Text | None = None
+    pager: Text | None = None  # the pager service or rotation that pages them
+
+
+class ApiChangeModel(_Strict):
+    name: Text
+    breaking: bool = False
+
+
+class DependencyModel(_Strict):
+    """A service that must already be deployed; one health probe says it is."""
+
+    name: Text
+    http: ProbeUrl | None = None
+    promql: Text | None = None
+    version: Text | None = None
+
+
+class ChangesModel(_Strict):
+    api: list[ApiChangeModel] = Field(default_factory=list)
+    infrastructure: list[Text] = Field(default_factory=list)
+    dependencies: list[DependencyModel] = Field(default_factory=list)
+
+
 class ReleaseModel(_Strict):
     service: Text
     version: Text
@@ -117,6 +165,9 @@ class ReleaseModel(_Strict):
     flags: list[Text] = Field(default_factory=list)
     rollback: RollbackModel = Field(default_factory=RollbackModel)
     dashboard: Url | None = None
+    owners: list[ContactModel] = Field(default_factory=list)
+    stakeholders: list[ContactModel] = Field(default_factory=list)
+    changes: ChangesModel = Field(default_factory=ChangesModel)
 
 
 class ProviderModel(BaseModel):
@@ -130,7 +181,6 @@ class ProvidersModel(_Strict):
     traffic: ProviderModel
     metrics: ProviderModel | None = None
     flags: ProviderModel | None = None
-    notify: ProviderModel | None = None
 
 
 class VersionsModel(_Strict):
@@ -231,6 +281,17 @@ class GatesFromModel(_Strict):
     args: dict[str, Text] = Field(default_factory=dict)  # what the Rollout passes
 
 
+class NotifyModel(_Strict):
+    """One notify: entry; its type, events and URL are checked in config/notify.py."""
+
+    type: Text  # slack | webhook
+    url: Text
+    headers: dict[str, str] = Field(default_factory=dict)
+    hmac_secret: Text | None = None
+    events: list[Text] | None = None  # None: every event
+    timeout: PositiveDuration = 5.0
+
+
 class RootModel(_Strict):
     release: ReleaseModel
     providers: ProvidersModel
@@ -241,6 +302,7 @@ class RootModel(_Strict):
     ui: UIModel = Field(default_factory=UIModel)
     state: StateModel = Field(default_factory=StateModel)
     flags_audit: FlagsAuditModel = Field(default_factory=FlagsAuditModel)
+    notify: list[NotifyModel] = Field(default_factory=list)
 
 
 # Which model a mapping at a key path is validated by.
@@ -249,6 +311,11 @@ MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("release",): ReleaseModel,
     ("release", "steps", "*"): StepModel,
     ("release", "rollback"): RollbackModel,
+    ("release", "owners", "*"): ContactModel,
+    ("release", "stakeholders", "*"): ContactModel,
+    ("release", "changes"): ChangesModel,
+    ("release", "changes", "api", "*"): ApiChangeModel,
+    ("release", "changes", "dependencies", "*"): DependencyModel,
     ("providers",): ProvidersModel,
     ("versions",): VersionsModel,
     ("metrics", "*"): MetricModel,
@@ -259,6 +326,7 @@ MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("ui",): UIModel,
     ("state",): StateModel,
     ("flags_audit",): FlagsAuditModel,
+    ("notify", "*"): NotifyModel,
 }
 
 # Text values that YAML may have read as a number, date or boolean ("2.10", 2024-05-01).
@@ -277,6 +345,14 @@ TEXT_PATHS: tuple[tuple[str, ...], ...] = (
     ("metrics", "*", "counts", "total"),
     ("metrics", "*", "histogram", "buckets"),
     ("release", "dashboard"),
+    ("release", "owners", "*", "name"),
+    ("release", "owners", "*", "pager"),
+    ("release", "stakeholders", "*", "name"),
+    ("release", "stakeholders", "*", "pager"),
+    ("release", "changes", "api", "*", "name"),
+    ("release", "changes", "infrastructure", "*"),
+    ("release", "changes", "dependencies", "*", "name"),
+    ("release", "changes", "dependencies", "*", "version"),
     ("gates", "*", "metric"),
     ("gates_from", "analysis_template"),
     ("gates_from", "cluster_analysis_template"),
@@ -285,6 +361,12 @@ TEXT_PATHS: tuple[tuple[str, ...], ...] = (
     ("ui", "theme"),
     ("state", "dir"),
     ("flags_audit", "naming"),
+    # Secrets among them: a number YAML read is given back as text, never quoted in an error.
+    ("notify", "*", "type"),
+    ("notify", "*", "url"),
+    ("notify", "*", "hmac_secret"),
+    ("notify", "*", "headers", "*"),
+    ("notify", "*", "events", "*"),
 )
 
 # Sections and lists that may be written empty (`gates:` with every entry commented out).
@@ -298,6 +380,13 @@ MAY_BE_EMPTY: tuple[tuple[str, ...], ...] = (
     ("release", "rollback"),
     ("flags_audit",),
     ("flags_audit", "lifetime_days"),
+    ("notify",),
+    ("release", "owners"),
+    ("release", "stakeholders"),
+    ("release", "changes"),
+    ("release", "changes", "api"),
+    ("release", "changes", "infrastructure"),
+    ("release", "changes", "dependencies"),
 )
 
 # One-line examples used in hints.
@@ -312,6 +401,17 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("release", "steps", "*", "weight"): "weight: 10",
     ("release", "flags"): "flags: [checkout-new-pricing-release]",
     ("release", "rollback"): "rollback: {retry_max: 30s, give_up: 10m, kill_flags: true}",
+    ("release", "owners"): "owners: [{name: Alice Chen, slack: '@alice', pager: payments-oncall}]",
+    ("release", "owners", "*"): "- {name: Alice Chen, slack: '@alice', pager: payments-oncall}",
+    ("release", "stakeholders"): "stakeholders: [{name: Support, slack: '#support'}]",
+    ("release", "stakeholders", "*"): "- {name: Support, slack: '#support'}",
+    ("release", "changes"): "changes: {api: [{name: POST /v2/quote, breaking: false}], "
+    "infrastructure: [new Redis cache], dependencies: [{name: pricing-api, "
+    "http: 'https://pricing.internal/healthz', version: 4.1.0}]}",
+    ("release", "changes", "api", "*"): "- {name: POST /v2/quote, breaking: false}",
+    ("release", "changes", "dependencies", "*"): "- {name: pricing-api, "
+    "http: 'https://pricing.internal/healthz', version: 4.1.0}",
+    ("release", "changes", "dependencies", "*", "http"): "http: 'https://pricing.internal/healthz'",
     ("providers",): "providers: {traffic: {type: sim}}",
     ("providers", "*"): "{type: sim}",
     ("providers", "traffic"): "traffic: {type: sim}",
@@ -340,6 +440,14 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("flags_audit", "lifetime_days"): "lifetime_days: {release: 40, operational: 7}",
     ("flags_audit", "lifetime_days", "*"): "release: 40",
     ("flags_audit", "stale_full_on_days"): "stale_full_on_days: 14",
+    ("notify",): "notify: [{type: slack, url: 'env:RELCONSOLE_SLACK_WEBHOOK'}]",
+    ("notify", "*"): "- {type: webhook, url: 'https://hooks.example.com/relconsole', "
+    "hmac_secret: 'env:RELCONSOLE_WEBHOOK_SECRET'}",
+    ("notify", "*", "type"): "type: slack",
+    ("notify", "*", "url"): "url: 'env:RELCONSOLE_SLACK_WEBHOOK'",
+    ("notify", "*", "headers"): "headers: {Authorization: 'env:RELCONSOLE_WEBHOOK_AUTH'}",
+    ("notify", "*", "events"): "events: [rolled_back, rollback_failed, promoted]",
+    ("notify", "*", "timeout"): "timeout: 5s",
 }
 
 

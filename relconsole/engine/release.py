@@ -207,6 +207,12 @@ class ReleaseEngine:
     def _publish(self) -> None:
         self._bus.publish(self.snapshot)
 
+    def note_problem(self, source: str, message: str | None) -> None:
+        """A problem of a part beside the providers (a notification target that keeps
+        failing), shown with theirs until it clears (None); call it on the engine's loop."""
+        self._health.note(source, message)
+        self._publish()
+
     # ------------------------------------------------------------------ start-up
 
     async def attach(

@@ -597,6 +597,23 @@ class PrometheusMetrics:
             for i, m in enumerate(metrics)
         }
 
+    async def history_between(
+        self, metrics: Sequence[MetricSpec], start: float, end: float, step: float
+    ) -> dict[str, list[MetricPair]]:
+        """Values of a past window (wall-clock seconds), for `relconsole report`."""
+        if step <= 0 or end < start or not metrics:
+            return {m.name: [] for m in metrics}
+        start, end = float(round(start)), float(round(end))
+        times = [start + i * step for i in range(int((end - start) // step) + 1)]
+        jobs = [self._range(m, role, start, end, step, times)
+                for m in metrics for role in (Role.CANARY, Role.BASELINE)]
+        series = await asyncio.gather(*jobs)
+        return {
+            m.name: [MetricPair(canary=c, baseline=b)
+                     for c, b in zip(series[2 * i], series[2 * i + 1], strict=True)]
+            for i, m in enumerate(metrics)
+        }
+
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._session.close()

@@ -98,6 +98,9 @@ class SimWorld:
         self.weight = 0
         self.started = clock.now()
         self.reached_at: dict[int, float] = {}
+        # Every weight change and when: a past window (`SimMetrics.history_between`, for
+        # `relconsole report`) then shows the canary at the weight it really had.
+        self.weights: list[tuple[float, int]] = []
         # What a provider keeps in the world besides weights and flags (the simulated
         # Rollout's state), saved with it.
         self.extra: dict[str, Any] = {}
@@ -145,6 +148,7 @@ class SimWorld:
             saved = json.loads(self.persist.read_text())
             self.weight = int(saved["weight"])
             self.reached_at = {int(k): float(v) for k, v in saved["reached_at"].items()}
+            self.weights = [(float(t), int(w)) for t, w in saved.get("weights", [])]
             extra = saved.get("extra", {})
             self.extra = extra if isinstance(extra, dict) else {}
             for key, state in saved["flags"].items():
@@ -161,6 +165,7 @@ class SimWorld:
         data = {
             "weight": self.weight,
             "reached_at": self.reached_at,
+            "weights": self.weights,
             "extra": self.extra,
             "flags": {
                 k: {"enabled": f.enabled, "rollout": f.rollout} for k, f in self.flags.items()
@@ -223,6 +228,7 @@ class SimWorld:
     def apply_weight(self, weight: int) -> None:
         self.weight = weight
         now = self.clock.now()
+        self.weights.append((now, weight))
         for step in (1, 10, 25, 50, 100):
             if weight >= step and step not in self.reached_at:
                 self.reached_at[step] = now
@@ -335,6 +341,32 @@ class SimMetrics:
                 MetricPair(
                     canary=self.world.value(m.name, Role.CANARY, t, weight),
                     baseline=self.world.value(m.name, Role.BASELINE, t, weight),
+                )
+                for t in times
+            ]
+            for m in metrics
+        }
+
+    def _weight_at(self, at: float) -> int:
+        weight = 0
+        for t, w in self.world.weights:
+            if t > at:
+                break
+            weight = w
+        return weight
+
+    async def history_between(
+        self, metrics: Sequence[MetricSpec], start: float, end: float, step: float
+    ) -> dict[str, list[MetricPair]]:
+        """Values from `start` to `end`, each at the weight the canary had then."""
+        self.world.refresh()
+        count = int((end - start) // step) + 1 if step > 0 and end >= start else 0
+        times = [start + step * i for i in range(count)]
+        return {
+            m.name: [
+                MetricPair(
+                    canary=self.world.value(m.name, Role.CANARY, t, self._weight_at(t)),
+                    baseline=self.world.value(m.name, Role.BASELINE, t, self._weight_at(t)),
                 )
                 for t in times
             ]
