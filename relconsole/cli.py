@@ -97,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(run)
     with_ui(run)
     with_take_over(run)
-    run.add_argument("--reason", default="", help="why (with --take-over or --again)")
+    run.add_argument("--reason", default="",
+                     help="why (with --take-over, --again or --override-window)")
+    run.add_argument("--override-window", action="store_true",
+                     help="start and advance outside the deployment window or a freeze "
+                          "(needs --reason; journalled as `window.override`)")
     run.add_argument("--again", action="store_true",
                      help="after a rollback (or a promotion): start a new attempt of the same "
                           "release at the first step (needs --reason; journalled as `restart`)")
@@ -132,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         with_take_over(p)
         p.add_argument("--reason", required=name == "rollback", default="",
                        help="why (journalled; required for rollback)")
+        if name in ("advance", "promote"):
+            p.add_argument("--override-window", action="store_true",
+                           help="start outside the deployment window or a freeze (needs "
+                                "--reason; journalled as `window.override`)")
         if name == "advance":
             p.add_argument("--skip-bake", action="store_true",
                            help="advance although the step's bake is not over, or a "
@@ -416,6 +424,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             session = open_session(cfg, clock=clock, state=args.state_dir, take_over=reason)
     if again:
         _start_again(session, again)
+    _override_window(session, args)
     where = ["--state-dir", str(args.state_dir)] if args.state_dir else []
     handoff = _handoff(
         session,
@@ -423,6 +432,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         ["run", "-c", args.config, *where],
     )
     return _front_end(session, args, args.theme or cfg.theme, handoff=handoff)
+
+
+def _override_window(session: Any, args: argparse.Namespace) -> None:
+    """`--override-window --reason TEXT`: this console may start and advance outside the
+    release's deployment windows and freezes; journalled before anything moves."""
+    if not getattr(args, "override_window", False):
+        return
+    if not args.reason.strip():
+        asyncio.run(session.close())
+        raise CliError("--override-window needs --reason TEXT: starting outside the "
+                       "deployment window is journalled with why", ExitCode.USAGE)
+    if session.engine.mode is not Mode.DRIVE:
+        return  # a watcher changes nothing; the driver's own override stands
+    result = session.engine.override_window(args.reason)
+    if not result.ok:
+        asyncio.run(session.close())
+        raise CliError(result.message, ExitCode.ERROR)
 
 
 def _again_reason(args: argparse.Namespace) -> str | None:
@@ -716,6 +742,7 @@ def _drive(args: argparse.Namespace, action: Any) -> int:
         raise CliError(f"cannot act: {session.take_over_hint()}", ExitCode.ERROR)
     if session.state_warning:
         print(f"relconsole: warning: {session.state_warning}", file=sys.stderr)
+    _override_window(session, args)
 
     async def go() -> int:
         try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from relconsole import units
+from relconsole.schedule import Schedule
 
 
 class Phase(StrEnum):
@@ -57,6 +58,7 @@ class Role(StrEnum):
 class Step:
     weight: int  # percent of traffic on the canary, 0..100
     bake: float = 0.0  # seconds to stay at this weight before advancing
+    at: str = ""  # not begun before this clock time (release.timezone), "" for none
 
 
 @dataclass(frozen=True)
@@ -656,6 +658,8 @@ class ReleasePlan:
     flags_audit: FlagAuditPolicy = field(default_factory=FlagAuditPolicy)
     dashboard: str = ""  # release.dashboard, a link template like MetricSpec.dashboard
     canary_version: str = ""  # versions.canary where it differs from `version`
+    # When it may start and advance by itself (windows, freezes); unset: always.
+    schedule: Schedule = field(default_factory=Schedule)
     owners: tuple[Contact, ...] = ()
     stakeholders: tuple[Contact, ...] = ()
     changes: ReleaseChanges = field(default_factory=ReleaseChanges)

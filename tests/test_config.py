@@ -18,6 +18,7 @@ from relconsole.config import (
     ConfigError,
     ContactModel,
     DependencyModel,
+    FreezeModel,
     GateModel,
     GatesFromModel,
     MetricModel,
@@ -31,6 +32,7 @@ from relconsole.config import (
     StepModel,
     UIModel,
     VersionsModel,
+    WindowModel,
     load_config,
     parse_duration,
     resolve_secret,
@@ -123,6 +125,8 @@ def test_example_file_documents_every_key() -> None:
         MetricModel,
         GateModel,
         GatesFromModel,
+        WindowModel,
+        FreezeModel,
         UIModel,
         StateModel,
         ContactModel,
@@ -134,7 +138,7 @@ def test_example_file_documents_every_key() -> None:
     undocumented = [
         f"{model.__name__}.{name}"
         for model in models
-        for name in model.model_fields
+        for name in (info.alias or key for key, info in model.model_fields.items())
         if not re.search(rf"#.*\b{name}\b", text)
     ]
     assert undocumented == []

@@ -28,6 +28,7 @@ from relconsole.config.schema import (
     ContactModel,
     DependencyModel,
     FlagsAuditModel,
+    FreezeModel,
     GateModel,
     GatesFromModel,
     MetricModel,
@@ -41,6 +42,7 @@ from relconsole.config.schema import (
     StepModel,
     UIModel,
     VersionsModel,
+    WindowModel,
 )
 from relconsole.durations import DurationError, parse_duration
 from relconsole.secrets import Secret
@@ -58,6 +60,7 @@ __all__ = [
     "DependencyModel",
     "DurationError",
     "FlagsAuditModel",
+    "FreezeModel",
     "GateModel",
     "GatesFromModel",
     "KeyPath",
@@ -74,6 +77,7 @@ __all__ = [
     "StepModel",
     "UIModel",
     "VersionsModel",
+    "WindowModel",
     "format_key",
     "load_config",
     "parse_duration",

@@ -60,6 +60,7 @@ from relconsole.model import (
     ReleasePlan,
     Step,
 )
+from relconsole.schedule import Freeze, Schedule, Window, parse_clock, parse_days
 
 
 @dataclass
@@ -183,6 +184,20 @@ def load_config(
     )
 
 
+def _schedule(release: Any) -> Schedule:
+    """The windows and freezes of a valid release block (the schema has read each)."""
+    windows = []
+    for w in release.windows:
+        start = parse_clock(w.from_)
+        assert start is not None  # the schema refused a window that begins at 24:00
+        windows.append(Window(parse_days(w.days), start, parse_clock(w.to)))
+    return Schedule(
+        windows=tuple(windows),
+        freezes=tuple(Freeze(f.from_, f.to, f.reason) for f in release.freeze),
+        timezone=release.timezone,
+    )
+
+
 def _gates_from(
     model: RootModel, path: Path, fail: Any, problems: _Problems
 ) -> GatesFrom | None:
@@ -237,7 +252,9 @@ def to_plan(model: RootModel) -> ReleasePlan:
         version=release.version,
         environment=release.environment,
         strategy=release.strategy,
-        steps=tuple(Step(weight=s.weight, bake=s.bake) for s in release.steps or ()),
+        steps=tuple(Step(weight=s.weight, bake=s.bake, at=s.at or "")
+                    for s in release.steps or ()),
+        schedule=_schedule(release),
         auto_advance=release.auto_advance,
         auto_rollback=release.auto_rollback,
         poll_interval=release.poll_interval,

@@ -8,6 +8,7 @@ text for a number, whether it may be written empty, and what a good value looks 
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -20,12 +21,14 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from relconsole.config.errors import KeyPath
 from relconsole.durations import DurationError, parse_duration
 from relconsole.placeholders import expand_url
+from relconsole.schedule import ScheduleError, check_zone, parse_at, parse_clock, parse_days
 
 STRATEGIES = ("canary", "blue-green", "rolling", "ab", "shadow")
 HEALTH_ROLES = ("canary",)  # whose servers a health gate counts
@@ -77,6 +80,41 @@ def _never(value: Any) -> Any:
     return value
 
 
+def _scheduled(parse: Any, example: str) -> Any:
+    """A validator that reads a schedule value with `parse` (relconsole.schedule)."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            parse(value if isinstance(value, list) else str(value))
+        except ScheduleError as exc:
+            raise PydanticCustomError(
+                "schedule", "{problem}", {"problem": str(exc), "hint": f"Write e.g. {example}"}
+            ) from None
+        return value if isinstance(value, list) else str(value)
+
+    return check
+
+
+def _zone(value: Any) -> Any:
+    try:
+        check_zone(str(value))
+    except ScheduleError as exc:
+        raise PydanticCustomError("timezone", "{problem}", {"problem": str(exc)}) from None
+    return str(value)
+
+
+def _at(value: Any) -> Any:
+    if value is None:
+        return value
+    try:
+        parse_at(str(value), datetime.now(UTC))
+    except ScheduleError as exc:
+        raise PydanticCustomError("at", "{problem}", {"problem": str(exc)}) from None
+    return str(value)
+
+
 Text = Annotated[str, StringConstraints(min_length=1)]
 Duration = Annotated[float, BeforeValidator(_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
@@ -93,6 +131,48 @@ class _Strict(BaseModel):
 class StepModel(_Strict):
     weight: Int = Field(ge=0, le=100)
     bake: Duration = 0.0
+    # The step is not begun before this clock time ("14:00" in release.timezone, or a
+    # date and time): held like a bake, cut short only with --skip-bake and a reason.
+    at: Annotated[str | None, BeforeValidator(_at)] = None
+
+
+class WindowModel(_Strict):
+    """When releases may start and advance by themselves: days and hours."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    days: Annotated[str | list[str], BeforeValidator(_scheduled(parse_days, "days: mon-fri"))]
+    from_: Annotated[str, BeforeValidator(_scheduled(parse_clock, "from: '09:00'"))] = Field(
+        alias="from")
+    to: Annotated[str, BeforeValidator(_scheduled(parse_clock, "to: '17:00'"))]
+
+    @model_validator(mode="after")
+    def _ends_after_it_begins(self) -> WindowModel:
+        start, end = parse_clock(self.from_), parse_clock(self.to)
+        if start is None or (end is not None and end <= start):
+            raise PydanticCustomError(
+                "window", "{problem}",
+                {"problem": f"the window ends ({self.to}) before it begins ({self.from_})",
+                 "hint": "Write from: before to: on one day, e.g. from: '09:00', to: "
+                         "'16:00' (to: '24:00' runs to midnight)"})
+        return self
+
+
+class FreezeModel(_Strict):
+    """Dates (inclusive) when no release starts or advances by itself, and why."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: date = Field(alias="from")
+    to: date
+    reason: Text
+
+    @model_validator(mode="after")
+    def _ends_after_it_begins(self) -> FreezeModel:
+        if self.to < self.from_:
+            raise PydanticCustomError(
+                "freeze", "{problem}",
+                {"problem": f"the freeze ends ({self.to}) before it begins ({self.from_})",
+                 "hint": "Write from: the first frozen day and to: the last"})
+        return self
 
 
 class RollbackModel(_Strict):
@@ -156,6 +236,9 @@ class ReleaseModel(_Strict):
     strategy: Literal["canary", "blue-green", "rolling", "ab", "shadow"] = "canary"
     # Left out where the traffic provider's controller owns the plan (argo-rollouts).
     steps: list[StepModel] | None = None
+    timezone: Annotated[str, BeforeValidator(_zone)] = "UTC"
+    windows: list[WindowModel] = Field(default_factory=list)
+    freeze: list[FreezeModel] = Field(default_factory=list)
     auto_advance: bool = False
     auto_rollback: bool = True
     poll_interval: PositiveDuration = 5.0
@@ -310,6 +393,8 @@ MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     (): RootModel,
     ("release",): ReleaseModel,
     ("release", "steps", "*"): StepModel,
+    ("release", "windows", "*"): WindowModel,
+    ("release", "freeze", "*"): FreezeModel,
     ("release", "rollback"): RollbackModel,
     ("release", "owners", "*"): ContactModel,
     ("release", "stakeholders", "*"): ContactModel,
@@ -331,6 +416,11 @@ MODELS: dict[tuple[str, ...], type[BaseModel]] = {
 
 # Text values that YAML may have read as a number, date or boolean ("2.10", 2024-05-01).
 TEXT_PATHS: tuple[tuple[str, ...], ...] = (
+    ("release", "windows", "*", "from"),
+    ("release", "windows", "*", "to"),
+    ("release", "steps", "*", "at"),
+    ("release", "timezone"),
+    ("release", "freeze", "*", "reason"),
     ("release", "service"),
     ("release", "version"),
     ("release", "environment"),
@@ -399,6 +489,11 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("release", "steps"): "steps: [{weight: 10, bake: 2m}, {weight: 100}]",
     ("release", "steps", "*"): "- {weight: 10, bake: 2m}",
     ("release", "steps", "*", "weight"): "weight: 10",
+    ("release", "windows"): "windows: [{days: mon-fri, from: '09:00', to: '16:00'}]",
+    ("release", "windows", "*"): "- {days: mon-fri, from: '09:00', to: '16:00'}",
+    ("release", "freeze"): "freeze: [{from: 2026-12-19, to: 2027-01-04, reason: year-end}]",
+    ("release", "freeze", "*"): "- {from: 2026-12-19, to: 2027-01-04, reason: year-end}",
+    ("release", "timezone"): "timezone: Europe/Berlin",
     ("release", "flags"): "flags: [checkout-new-pricing-release]",
     ("release", "rollback"): "rollback: {retry_max: 30s, give_up: 10m, kill_flags: true}",
     ("release", "owners"): "owners: [{name: Alice Chen, slack: '@alice', pager: payments-oncall}]",

@@ -137,12 +137,39 @@ class WeightChanges:
 
     def promote_refusal(self) -> str | None:
         blind = policy.blind_reason(self.ctx.health.problems, self.state.expected_weight)
+        window = self.window_closed() if self.state.phase is Phase.PENDING else None
+        if window is not None:
+            return (f"promote refused: the release may not start now: {window}; starting "
+                    "anyway must be asked for, with a reason (--override-window --reason TEXT)")
         return policy.promote_refusal(self.state, self.ctx.obs.gates, blind)
+
+    def window_closed(self) -> str | None:
+        """Why the release may not start or move on by itself now (its deployment
+        windows and freezes), unless this console was told to override them."""
+        if self.state.window_override:
+            return None
+        return self.ctx.plan.schedule.closed(self.ctx.clock.now())
+
+    def step_hold(self) -> str | None:
+        """Why the next step may not begin yet (its `at:` is still to come)."""
+        nxt = self.ctx.steps.next_index(self.state.step_index)
+        step = self.ctx.steps.step(nxt) if nxt is not None else None
+        if step is None or not step.at:
+            return None
+        return self.ctx.plan.schedule.step_hold(step.at, self.ctx.clock.now())
+
+    def hold(self) -> str | None:
+        """What keeps the release from moving on by itself now; None when nothing."""
+        if self.state.phase not in (Phase.PENDING, Phase.PROGRESSING):
+            return None
+        return self.window_closed() or self.step_hold()
 
     def advance_refusal(self, *, skip_bake: bool, reason: str) -> str | None:
         blind = policy.blind_reason(self.ctx.health.problems, self.state.expected_weight)
         return policy.advance_refusal(self.state, self.ctx.obs.gates, self.ctx.steps, blind,
-                                      skip_bake=skip_bake, reason=reason)
+                                      skip_bake=skip_bake, reason=reason,
+                                      window=self.window_closed(),
+                                      step_hold=self.step_hold())
 
     async def promote(self, reason: str, actor: Actor | None) -> ActionResult:
         """Straight to 100 %, with the engine lock held by the caller."""

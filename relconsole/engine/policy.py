@@ -132,7 +132,7 @@ def promote_refusal(
 
 def advance_refusal(
     state: ReleaseState, gates: Sequence[GateStatus], steps: StepPlan, blind: str | None,
-    *, skip_bake: bool, reason: str,
+    *, skip_bake: bool, reason: str, window: str | None = None, step_hold: str | None = None,
 ) -> str | None:
     """Why one step forward must not be taken now; None when it may.
 
@@ -152,10 +152,19 @@ def advance_refusal(
     if blind is not None:
         return f"advance refused: {blind}"
     started = state.phase is not Phase.PENDING
+    if not started and window is not None:
+        # Outside the deployment window (or in a freeze) no release starts, by hand or not.
+        return (f"advance refused: the release may not start now: {window}; starting "
+                "anyway must be asked for, with a reason (--override-window --reason TEXT)")
     if started:
         blocking = blocking_gate(gates, short_ok=True)
         if blocking is not None:
             return gate_refusal("advance", blocking)
+    if step_hold is not None and not skip_bake:
+        return (f"advance refused: {step_hold}; beginning it early must be asked for, with "
+                "a reason (relconsole advance --skip-bake --reason TEXT)")
+    if step_hold is not None and not reason.strip():
+        return f"advance refused: beginning the step early ({step_hold}) needs a reason"
     last = nxt == steps.last_index
     left = bake_left(state, steps)
     busy = steps.busy(state.step_index) if started else None
@@ -249,6 +258,7 @@ def decide(
     now: float,
     auto_advance: bool,
     auto_rollback: bool,
+    hold: str | None = None,
 ) -> Decision:
     """The driver's one decision per poll, in order of what matters most."""
     if state.rolling_back:
@@ -276,6 +286,8 @@ def decide(
                 f"{blind_gate.consecutive_inconclusive} polls ({blind_gate.reason})"
             )
     blind = blind_reason(problems, state.expected_weight)
-    if auto_advance and ready_to_advance(state, gates, steps, blind):
+    # `hold`: outside the deployment window, or the next step's `at:` still to come —
+    # the schedule stops only moving on, never a rollback or a pause.
+    if auto_advance and hold is None and ready_to_advance(state, gates, steps, blind):
         return Advance("bake complete, gates passing")
     return Hold()

@@ -45,6 +45,11 @@ class ReleaseState:
     """The phase and step `error_text` was said in (see `last_error`)."""
     advance_failures: int = 0
     """Failed step changes in a row (see `changes.ADVANCE_FAILURE_LIMIT`)."""
+    window_override: str = ""
+    """Why this console may start and advance outside the deployment window ("": it may
+    not); journalled as `window.override` when given."""
+    hold_said: str = ""
+    """The schedule hold last announced, so the event stream says it once."""
     rollback: RollbackState = field(default_factory=RollbackState)
 
     @property

@@ -202,6 +202,7 @@ class ReleaseEngine:
             metrics_at=obs.metrics_at,
             busy=(self.steps.busy(state.step_index) or "")
             if state.phase is Phase.PROGRESSING else "",
+            hold=self._changes.hold() or "",
         )
 
     def _publish(self) -> None:
@@ -327,10 +328,12 @@ class ReleaseEngine:
         self._publish()
 
     async def _act(self, now: float) -> None:
+        hold = self._changes.hold() if self.plan.auto_advance else None
+        self._say_hold(hold)
         decision = policy.decide(
             self._state, self._obs.gates, self._health.problems, self._health.dark_polls,
             self.steps, now=now, auto_advance=self.plan.auto_advance,
-            auto_rollback=self.plan.auto_rollback,
+            auto_rollback=self.plan.auto_rollback, hold=hold,
         )
         match decision:
             case policy.RetryRollback():
@@ -343,6 +346,40 @@ class ReleaseEngine:
                 await self._changes.advance(reason, automatic=True)
             case policy.Hold():
                 pass
+
+    def _say_hold(self, hold: str | None) -> None:
+        """Say once on the event stream that the schedule holds the release, and once
+        that it no longer does (a pipeline waiting outside its window says why)."""
+        state = self._state
+        said = (hold or "").split(" (in ")[0]  # its countdown changes, its cause does not
+        if said == state.hold_said:
+            return
+        if hold:
+            self._bus.emit(EventKind.HOLD, f"holding: {hold}")
+        elif state.hold_said:
+            self._bus.emit(EventKind.HOLD, "the schedule allows it again: moving on")
+        state.hold_said = said
+
+    def override_window(self, reason: str, actor: Actor | None = None) -> ActionResult:
+        """Start and advance outside the deployment window from this console: an
+        operator's explicit decision, journalled with why."""
+        self._drive.require("override the deployment window")
+        if not reason.strip():
+            return self._ctx.refuse("window override refused: a reason is required")
+        closed = self.plan.schedule.closed(self.clock.now())
+        try:
+            self._ctx.record.write(
+                "window.override", reason=reason.strip(), actor=actor or self.actor,
+                before={"window": closed or "open"}, after={"window": "overridden"},
+                outcome="verified")
+        except JournalError as exc:
+            return self._ctx.refuse(f"window override refused: journal cannot be written "
+                                    f"({exc})")
+        self._state.window_override = reason.strip()
+        self._bus.emit(EventKind.HOLD,
+                       f"deployment window overridden: {reason.strip()}",
+                       actor=str(actor or self.actor))
+        return ActionResult(True, "deployment window overridden")
 
     async def run(self) -> None:
         """Poll until `stop()`; the front end owns this task.

@@ -47,6 +47,8 @@ class EventKind(StrEnum):
     FLAG_ROLLOUT = "flag.rollout"
     PROVIDER = "provider"
     LEASE = "lease"
+    # The schedule holds the release (outside its window, a step's `at:`), or lets it go.
+    HOLD = "hold"
     # A journal record whose intent this version does not know (a newer driver wrote it).
     JOURNAL = "journal"
 
@@ -146,6 +148,9 @@ class Snapshot:
     """When `weight` and `traffic` were read (None: never); old while traffic is dark."""
     metrics_at: float | None = None
     """When the metrics provider last answered (None: never); `latest` is that old."""
+    hold: str = ""
+    """What the schedule says keeps the release from moving on now (outside its deployment
+    window, in a freeze, the next step's `at:` to come); "" when nothing does."""
     busy: str = ""
     """Why the controller that owns the plan moves on from this step by itself (a timed
     pause, a running analysis), so that `a` now cuts the step short; "" otherwise."""

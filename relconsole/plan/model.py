@@ -157,7 +157,18 @@ def _rollout_steps(plan: ReleasePlan, facts: LiveFacts) -> tuple[tuple[StepLine,
     return lines, f"steps: from {c.resource} (the Rollout owns its plan)"
 
 
-def _checklist(plan: ReleasePlan) -> tuple[str, ...]:
+def window_line(plan: ReleasePlan, now: float) -> tuple[bool, str]:
+    """(open now?, what the schedule says) for the checklist and the preflight."""
+    schedule = plan.schedule
+    if not schedule.configured:
+        return True, NO_WINDOW
+    closed = schedule.closed(now)
+    if closed is None:
+        return True, f"open now ({schedule.describe()})"
+    return False, closed
+
+
+def _checklist(plan: ReleasePlan, now: float) -> tuple[str, ...]:
     absolute = [g for g in plan.gates if not g.is_health and (g.max is not None
                                                                or g.min is not None)]
     items = []
@@ -188,7 +199,7 @@ def _checklist(plan: ReleasePlan) -> tuple[str, ...]:
                      + " has a pager — agree who answers")
     else:
         items.append("Owners on call: no owners listed (release.owners) — name who answers")
-    items.append(f"{WINDOW.capitalize()}: {NO_WINDOW}")
+    items.append(f"{WINDOW.capitalize()}: {window_line(plan, now)[1]}")
     items.append("Run `relconsole check --preflight` — it checks each of the above but the "
                  "owners")
     return tuple(items)
@@ -320,7 +331,7 @@ def build_plan(cfg: Any, facts: LiveFacts, now: float) -> Plan:
         strategy=plan.strategy,
         generated_at=time.strftime("%H:%M:%S", time.localtime(now)),
         risk=assess(plan, traffic, facts),
-        checklist=_checklist(plan),
+        checklist=_checklist(plan, now),
         steps=steps,
         steps_note=note,
         triggers=_triggers(plan, traffic_type),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -37,7 +38,7 @@ from relconsole.model import (
     ServerHealth,
     TrafficState,
 )
-from relconsole.plan.model import BASELINE, CANARY, CAPACITY, FLAGS, NO_WINDOW, WINDOW
+from relconsole.plan.model import BASELINE, CANARY, CAPACITY, FLAGS, WINDOW, window_line
 
 if TYPE_CHECKING:
     from relconsole.assembly import Providers
@@ -267,7 +268,8 @@ async def run_checks(cfg: LoadedConfig, providers: Providers) -> list[Check]:
         *(dependency(dep, plan, providers) for dep in plan.changes.dependencies),
     )
     return [base, canary(plan, traffic_kind, state, problem), listed, *deps,
-            capacity(traffic_kind, state, problem), Check(WINDOW, True, NO_WINDOW)]
+            capacity(traffic_kind, state, problem),
+            Check(WINDOW, *window_line(plan, time.time()))]
 
 
 async def preflight(cfg: LoadedConfig, providers: Providers) -> int:

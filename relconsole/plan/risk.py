@@ -11,13 +11,14 @@ the highest of them, so the line that sets it is always there to read:
   production it is Low.
 - reversibility: how fast traffic goes back (`rollback_estimate`, from the traffic
   provider's own settings); infrastructure changes a traffic rollback does not undo.
-- timing: the deployment window (none can be configured yet), current traffic against
+- timing: the deployment window (open, or closed until when), current traffic against
   its usual peak (from Prometheus, when it can say), and on-call coverage (an owner
   with a pager).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -225,9 +226,18 @@ def reversibility(plan: ReleasePlan, back: Rollback) -> Factor:
     return Factor("Reversibility", level, text)
 
 
-def timing(plan: ReleasePlan, facts: LiveFacts) -> Factor:
-    parts = ["no deployment window configured"]
+def timing(plan: ReleasePlan, facts: LiveFacts, now: float | None = None) -> Factor:
     level = Level.LOW
+    schedule = plan.schedule
+    if not schedule.configured:
+        parts = ["no deployment window configured"]
+    else:
+        closed = schedule.closed(time.time() if now is None else now)
+        if closed is None:
+            parts = [f"inside its deployment window ({schedule.describe()})"]
+        else:
+            parts = [f"{closed} (it will not start before then without --override-window)"]
+            level = Level.HIGH
     now, peak = facts.traffic_now, facts.traffic_peak
     if now is not None and peak is not None and peak > 0:
         share = now / peak

@@ -228,7 +228,10 @@ class SimWorld:
     def apply_weight(self, weight: int) -> None:
         self.weight = weight
         now = self.clock.now()
-        self.weights.append((now, weight))
+        if not self.weights or self.weights[-1][1] != weight:
+            # Changes only: the simulated Rollout re-applies its weight on every read,
+            # and a day's log of reads would grow without end.
+            self.weights.append((now, weight))
         for step in (1, 10, 25, 50, 100):
             if weight >= step and step not in self.reached_at:
                 self.reached_at[step] = now

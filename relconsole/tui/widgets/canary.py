@@ -154,9 +154,28 @@ def next_move(snapshot: Snapshot) -> str:
     return "bake done — waiting for every gate to pass"
 
 
+def hold_choices(hold: str) -> tuple[str, ...]:
+    """What holds the release, fullest first: the cause and when it lets go survive to
+    the shortest ('holds: window opens Mon 2026-12-07 09:00 UTC')."""
+    cause, _, when = hold.partition("; ")
+    out = [f"holds: {hold}"]
+    if when.startswith("the next opens "):
+        opens = when.removeprefix("the next opens ")
+        out += [f"holds: {cause.split(' (')[0]}; {when}",
+                f"holds: {'frozen' if cause.startswith('frozen') else 'window'} — opens {opens}"]
+    elif cause.startswith("the next step holds until "):
+        out.append("holds: next step at " + cause.removeprefix("the next step holds until "))
+    else:
+        out.append(f"holds: {cause.split(' (')[0]}")
+    return tuple(out)
+
+
 def next_moves(snapshot: Snapshot) -> tuple[str, ...]:
     """`next_move`, and shorter ways to say it where its row is short (the first that
     fits is shown)."""
+    if snapshot.hold and snapshot.phase in (Phase.PENDING, Phase.PROGRESSING):
+        # The schedule holds it (outside the window, a step's `at:`): say so, and when.
+        return hold_choices(snapshot.hold)
     c = ctl.controller_of(snapshot)
     if c is not None and snapshot.phase not in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
         return ctl.hint_choices(snapshot, c)

@@ -39,6 +39,7 @@ KIND_STYLE: dict[EventKind, str] = {
     EventKind.ROLLBACK_RETRY: "error",
     EventKind.ROLLED_BACK: "warning",
     EventKind.PAUSE: "warning",
+    EventKind.HOLD: "warning",
     EventKind.PROVIDER: "warning",
     EventKind.STEP: "success",
     EventKind.PROMOTED: "success",
