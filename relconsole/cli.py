@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_take_over(run)
     run.add_argument("--reason", default="",
                      help="why (with --take-over, --again or --override-window)")
+    run.add_argument("--at", default=None, metavar="TIME",
+                     help="wait (with a countdown) and start then: HH:MM in release.timezone "
+                          "(its next occurrence), 2026-12-02T14:00, or +10m")
     run.add_argument("--override-window", action="store_true",
                      help="start and advance outside the deployment window or a freeze "
                           "(needs --reason; journalled as `window.override`)")
@@ -402,10 +405,43 @@ def _demo_watch(cfg: LoadedConfig, clock: Any, sdir: Path, args: argparse.Namesp
     return 0
 
 
+def _wait_to_start(args: argparse.Namespace, cfg: LoadedConfig) -> None:
+    """`run --at TIME`: wait, counting down on the terminal, before anything is taken or
+    read; Ctrl-C gives up (exit 130) with nothing started."""
+    from relconsole.schedule import ScheduleError, countdown, start_time
+
+    if args.at is None:
+        return
+    try:
+        start = start_time(args.at, time.time(), cfg.plan.schedule.timezone)
+    except ScheduleError as exc:
+        raise CliError(f"--at: {exc}, or +10m", ExitCode.USAGE) from None
+    what = f"{cfg.plan.service} {cfg.plan.version} → {cfg.plan.environment}"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))
+    live = sys.stderr.isatty()
+    said = -1.0
+    try:
+        while (left := start - time.time()) > 0:
+            # A terminal gets one line redrawn every second; a log, a line a minute.
+            if live or said < 0 or said - left >= 60:
+                line = (f"relconsole: {what} starts at {when} — in {countdown(left)} "
+                        "(Ctrl-C cancels; nothing is started until then)")
+                print(("\r" + line) if live else line, end="" if live else "\n",
+                      file=sys.stderr, flush=True)
+                said = left
+            time.sleep(min(1.0, left))
+    except KeyboardInterrupt:
+        print("\nrelconsole: not started (cancelled before its time)", file=sys.stderr)
+        raise SystemExit(ExitCode.INTERRUPTED) from None
+    if live:
+        print(file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from relconsole.assembly import open_session
 
     cfg = _load(args)
+    _wait_to_start(args, cfg)
     if args.headless:
         cfg = dataclasses.replace(
             cfg, plan=dataclasses.replace(cfg.plan, auto_advance=True, auto_rollback=True)

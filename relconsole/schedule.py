@@ -201,3 +201,29 @@ def check_zone(name: str) -> None:
     except (KeyError, ValueError):
         raise ScheduleError(f"{name!r} is not a time zone name; write e.g. Europe/Berlin, "
                             "America/New_York or UTC") from None
+
+
+def start_time(text: str, now: float, timezone: str = "UTC") -> float:
+    """When `relconsole run --at TEXT` starts: 'HH:MM' is its next occurrence in the
+    release's zone (23:00 asking for 02:00 means tomorrow), a date and time is that
+    moment, '+10m' / '+90s' / '+2h' is that long from now."""
+    text = text.strip()
+    relative = re.fullmatch(r"\+(\d+)([smh])", text)
+    if relative:
+        return now + int(relative.group(1)) * {"s": 1, "m": 60, "h": 3600}[relative.group(2)]
+    zone = ZoneInfo(timezone)
+    moment = datetime.fromtimestamp(now, zone)
+    found = parse_at(text, moment)
+    if _CLOCK.match(text) and found <= moment:
+        found = parse_at(text, moment + timedelta(days=1))
+    return found.timestamp()
+
+
+def countdown(seconds: float) -> str:
+    """'1h02m03s', '4m05s', '9s': the wait left, for the countdown line."""
+    total = max(0, int(seconds + 0.999))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -204,3 +204,48 @@ async def test_the_console_says_what_holds_the_release(tmp_path: Path) -> None:
         shown = app.query_one("#next", FitField).text
     # The panel's row is narrow beside the big digits: the cause and the time survive.
     assert shown == "holds: window — opens Mon 2026-12-07 09:00 UTC"
+
+
+def test_start_time_reads_a_clock_a_moment_or_a_delay() -> None:
+    from relconsole.schedule import countdown, start_time
+
+    now = at("2026-12-01T23:00")
+    assert start_time("02:00", now) == at("2026-12-02T02:00")  # the next 02:00: tomorrow
+    assert start_time("23:30", now) == at("2026-12-01T23:30")
+    assert start_time("2026-12-03T08:15", now) == at("2026-12-03T08:15")
+    assert start_time("+10m", now) == now + 600
+    assert start_time("09:00", now, "Europe/Berlin") == at("2026-12-02T08:00")
+    assert [countdown(s) for s in (9, 245, 3723)] == ["9s", "4m05s", "1h02m03s"]
+
+
+def test_run_at_waits_then_starts(tmp_path: Path) -> None:
+    import json
+    import os
+    import time as wall
+
+    config = tmp_path / "c.yaml"
+    config.write_text("release: {service: api, version: 1.0.0, environment: staging, "
+                      "steps: [{weight: 100}]}\nproviders: {traffic: {type: sim}}\n")
+    asked = wall.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "relconsole", "run", "-c", str(config), "--headless",
+         "--at", "+2s"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "RELCONSOLE_STATE_DIR": str(tmp_path / "state")})
+    assert done.returncode == 0, done.stderr
+    assert "relconsole: api 1.0.0 → staging starts at " in done.stderr
+    assert "(Ctrl-C cancels; nothing is started until then)" in done.stderr
+    journal = next((tmp_path / "state").rglob("*.jsonl"))
+    first = json.loads(journal.read_text().splitlines()[0])
+    assert first["ts"] >= asked + 2 - 0.05  # nothing was recorded before its time
+
+
+def test_run_at_something_unreadable_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "relconsole", "run", "-c", str(ROOT / "config.example.yaml"),
+         "--headless", "--at", "teatime"],
+        capture_output=True, text=True, timeout=60,
+        env={"RELCONSOLE_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
+             "HOME": str(tmp_path)})
+    assert done.returncode == 2
+    assert "--at: 'teatime' is not a time" in done.stderr and "Traceback" not in done.stderr
