@@ -13,12 +13,13 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from relconsole.clock import Clock, clock_text
+from relconsole.commands import run_argv
 from relconsole.config import ConfigError, LoadedConfig, load_config
 from relconsole.config.analysis_template import TemplateError
 from relconsole.config.errors import ConfigProblems
@@ -26,6 +27,7 @@ from relconsole.config.gates_from import apply as apply_gates_from
 from relconsole.config.rules import PLAN_OWNERS
 from relconsole.engine.journal import Journal, head_path, journal_path
 from relconsole.engine.lease import Lease, LeaseInfo, any_driven, current_holder
+from relconsole.engine.migrations import CommandOutcome, MigrationRunner
 from relconsole.engine.paths import (
     STATE_DIR_ENV,
     current_actor,
@@ -416,6 +418,7 @@ def open_session(
         heartbeat=(None if lease is None
                    else _heartbeat(lease, sdir, release_id, journal) if isinstance(lease, Lease)
                    else lease.beat),
+        migrations=migration_runner(cfg.path.parent) if cfg.plan.migrations else None,
     )
     if lease is not None and take_over:
         previous = taken_from.holder if taken_from else "nobody"
@@ -431,8 +434,34 @@ def open_session(
     # The Kubernetes Lease is seen by every console of the cluster; a file lease only by
     # those that share its folder.
     warning = (state_warning(state or cfg.state_dir) or "") if kube is None else ""
+    bridge = open_bridge(engine, cfg.notify)
+    if bridge is not None:
+        notify = bridge
+
+        def told(name: str, phase: str, outcome: str, command: Any, who: str) -> None:
+            notify.migration(name, phase, outcome, command=command, who=who)
+
+        engine.on_migration = told
     return Session(engine, lease, built, sdir, watch_reason, holder_info, actor, lease_ttl,
-                   warning, notify=open_bridge(engine, cfg.notify))
+                   warning, notify=bridge)
+
+
+def migration_runner(folder: Path) -> MigrationRunner:
+    """How the engine runs a migration's commands: argv lists, no shell, in the config's
+    folder (so `up: [./migrate.sh]` means the script beside the config), in a process
+    group of their own that a timeout kills whole (`relconsole.commands`)."""
+
+    async def run(argv: tuple[str, ...], timeout: float,
+                  extra: Mapping[str, str]) -> CommandOutcome:
+        env = {**os.environ, **extra}
+        try:
+            done = await run_argv(argv, timeout=timeout, cwd=str(folder), env=env)
+        except OSError as exc:
+            return CommandOutcome(None, error=f"cannot run {argv[0]}: {exc.strerror or exc}")
+        return CommandOutcome(done.exit_code, done.stdout, done.stderr, done.duration,
+                              done.timed_out)
+
+    return run
 
 
 def _release_view(journal: Journal) -> dict[str, Any]:

@@ -172,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     with_take_over(p)
 
+    migrate = sub.add_parser("migrate", help="a database migration's down, asked for by "
+                                             "an operator after a rollback")
+    migrate_sub = migrate.add_subparsers(dest="migrate_command", required=True,
+                                         metavar="ACTION")
+    p = migrate_sub.add_parser("down", help="run one expand migration's down after a "
+                                            "rollback (never run by itself: a forward fix "
+                                            "is usually safer), journalled and verified")
+    p.add_argument("name", help="the migration's name (release.migrations[].name)")
+    p.add_argument("--reason", required=True, help="why (journalled)")
+    with_config(p)
+    with_take_over(p)
+
     releases = sub.add_parser(
         "releases", help="every release in the state folder, with how it ended"
     )
@@ -880,6 +892,12 @@ def cmd_flag(args: argparse.Namespace) -> int:
     return _drive(args, lambda e: e.set_flag(args.key, enabled, args.reason))
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """`migrate down NAME --reason TEXT`: the engine refuses it unless the release is
+    rolled back and NAME's up is verified in the journal; its exit status verifies it."""
+    return _drive(args, lambda e: e.run_down(args.name, args.reason))
+
+
 def cmd_releases(args: argparse.Namespace) -> int:
     from relconsole.engine.paths import state_dir
     from relconsole.releases import list_releases, render
@@ -1114,6 +1132,7 @@ COMMANDS = {
     "rollback": cmd_intent,
     "flags": cmd_flags,
     "flag": cmd_flag,
+    "migrate": cmd_migrate,
     "releases": cmd_releases,
     "fleet": cmd_fleet,
     "journal": cmd_journal,

@@ -235,6 +235,7 @@ async def run_headless(
         if driving:
             guard = asyncio.ensure_future(engine.guard_lease())
         was_free = False
+        waiting_contract = False
         while True:
             free = not driving and engine.snapshot().driver == "nobody"
             if free and not was_free:
@@ -248,6 +249,19 @@ async def run_headless(
                 output.line("lease lost: another console drives this release now")
                 return ExitCode.PAUSED
             code = exit_code_for(engine.phase)
+            if code is ExitCode.OK and driving and engine.contract_pending():
+                # Promoted, but a contract migration waits for contract_after: a pipeline
+                # that ended here would leave it to nobody.
+                if not waiting_contract:
+                    output.line(f"promoted; contract migrations run after "
+                                f"{engine.plan.contract_after:g}s at 100% — waiting")
+                    waiting_contract = True
+                code = None
+            if code is ExitCode.OK and engine.contract_failed():
+                output.line("contract migration failed: "
+                            + ", ".join(engine.contract_failed())
+                            + " — the release is at 100%; fix it and run it again")
+                return ExitCode.ERROR
             if code is not None:
                 return code
             if engine.phase in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):

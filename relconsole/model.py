@@ -632,6 +632,28 @@ class ReleaseChanges:
         return tuple(change for change in self.api if change.breaking)
 
 
+EXPAND = "expand"  # a migration's phase: before the first traffic step
+CONTRACT = "contract"  # after promotion and `contract_after`, never while rollback is possible
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One database migration of the release (`release.migrations`): argv lists, run
+    without a shell. `check` verifies `up` (exit 0); `down` is only ever offered after a
+    rollback and run when an operator asks (`relconsole migrate down NAME`)."""
+
+    name: str
+    phase: str  # EXPAND or CONTRACT
+    up: tuple[str, ...]
+    down: tuple[str, ...]
+    check: tuple[str, ...]
+    timeout: float = 300.0  # real seconds per command; a run past it is killed
+
+    @property
+    def expand(self) -> bool:
+        return self.phase == EXPAND
+
+
 @dataclass(frozen=True)
 class ReleasePlan:
     """What the engine needs to know about the release, independent of the YAML."""
@@ -663,6 +685,8 @@ class ReleasePlan:
     owners: tuple[Contact, ...] = ()
     stakeholders: tuple[Contact, ...] = ()
     changes: ReleaseChanges = field(default_factory=ReleaseChanges)
+    migrations: tuple[Migration, ...] = ()  # in the order they run
+    contract_after: float = 3600.0  # seconds after promotion before a contract migration
 
     @property
     def canary(self) -> str:

@@ -22,6 +22,7 @@ from relconsole.config import (
     GateModel,
     GatesFromModel,
     MetricModel,
+    MigrationModel,
     NotifyModel,
     ProvidersModel,
     ReleaseModel,
@@ -134,6 +135,7 @@ def test_example_file_documents_every_key() -> None:
         ApiChangeModel,
         DependencyModel,
         NotifyModel,
+        MigrationModel,
     )
     undocumented = [
         f"{model.__name__}.{name}"

@@ -18,7 +18,14 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from relconsole.config.errors import ConfigError, KeyPath, format_key, line_near
-from relconsole.config.schema import EXAMPLES, HEALTH_ROLES, MODELS, STRATEGIES, lookup
+from relconsole.config.schema import (
+    EXAMPLES,
+    HEALTH_ROLES,
+    MIGRATION_PHASES,
+    MODELS,
+    STRATEGIES,
+    lookup,
+)
 from relconsole.durations import DURATION_HINT
 from relconsole.suggest import clip, describe, did_you_mean, one_line
 
@@ -115,6 +122,8 @@ def _literal(e: _Error) -> tuple[str, str]:
         allowed = STRATEGIES
     elif e.name == "health":
         allowed = HEALTH_ROLES
+    elif e.name == "phase":  # a migration's
+        allowed = MIGRATION_PHASES
     close = did_you_mean(str(e.value), allowed)
     return f"{e.got} is not allowed", f"{close} Use one of: {', '.join(allowed)}".strip()
 
@@ -143,6 +152,7 @@ _EXPLAIN: dict[str, Callable[[_Error], tuple[str, str]]] = {
     "duration": lambda e: (str(e.ctx.get("problem", e.msg)), str(e.ctx.get("hint", DURATION_HINT))),
     "url": lambda e: (f"{e.ctx['problem']}, not {e.got}", str(e.ctx["hint"])),
     "min_up": lambda e: (f"{e.ctx['problem']}, not {e.got}", str(e.ctx["hint"])),
+    "argv": lambda e: (str(e.ctx["problem"]), str(e.ctx["hint"])),
     "bool_not_number": lambda e: (
         str(e.ctx["problem"]),
         "Write a number" + (f", e.g. `{e.example}`" if e.example else ""),

@@ -56,6 +56,7 @@ from relconsole.model import (
     FlagKind,
     GateSpec,
     MetricSpec,
+    Migration,
     ReleaseChanges,
     ReleasePlan,
     Step,
@@ -277,6 +278,10 @@ def to_plan(model: RootModel) -> ReleasePlan:
         owners=tuple(_contact(c) for c in release.owners),
         stakeholders=tuple(_contact(c) for c in release.stakeholders),
         changes=_changes(release.changes),
+        migrations=tuple(Migration(name=m.name, phase=m.phase, up=tuple(m.up),
+                                   down=tuple(m.down), check=tuple(m.check), timeout=m.timeout)
+                         for m in release.migrations),
+        contract_after=release.contract_after,
     )
 
 

@@ -26,6 +26,7 @@ from relconsole.config.schema import (
     FlagsAuditModel,
     GateModel,
     MetricModel,
+    MigrationModel,
     ReleaseModel,
     RootModel,
     StepModel,
@@ -61,6 +62,7 @@ class Parts:
     # (list name "owners"/"stakeholders", index, contact) of the valid contacts
     contacts: tuple[tuple[str, int, ContactModel], ...] = ()
     dependencies: tuple[tuple[int, DependencyModel], ...] = ()  # valid ones, with their index
+    migrations: tuple[tuple[int, MigrationModel], ...] = ()  # valid ones, with their index
 
     @classmethod
     def of_model(cls, model: RootModel) -> Parts:
@@ -85,6 +87,7 @@ class Parts:
             contacts=tuple((kind, i, c) for kind in ("owners", "stakeholders")
                            for i, c in enumerate(getattr(release, kind))),
             dependencies=tuple(enumerate(release.changes.dependencies)),
+            migrations=tuple(enumerate(release.migrations)),
         )
 
     @classmethod
@@ -140,6 +143,8 @@ class Parts:
             metric_models=tuple(metric_models),
             contacts=_valid_contacts(raw_release),
             dependencies=_valid_dependencies(raw_release),
+            migrations=tuple(_valid_items(raw_release.get("migrations"), MigrationModel))
+            if isinstance(raw_release, dict) else (),
         )
 
 
@@ -493,6 +498,38 @@ def _sentences(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
 
+def check_migrations(parts: Parts, fail: Fail) -> list[ConfigError]:
+    """Names are unique (the journal and `migrate down NAME` know a migration by it), and
+    the list runs in its written order: every expand migration before every contract one.
+
+    A contract migration runs only after promotion and `release.contract_after`, when the
+    new code is at 100 %; an expand listed after it would wait for it, so code that needs
+    the expanded schema would take traffic first — or the contract would be read as due
+    before its code is at 100 %. Either way the list says something that cannot happen,
+    and it is refused rather than reordered.
+    """
+    problems = []
+    seen: set[str] = set()
+    first_contract: MigrationModel | None = None
+    for i, m in parts.migrations:
+        key: KeyPath = ("release", "migrations", i)
+        if m.name in seen:
+            problems.append(fail((*key, "name"), f"migration {clip(m.name)} is listed twice",
+                                 "Give each migration its own name"))
+        seen.add(m.name)
+        if m.phase == "contract":
+            first_contract = first_contract or m
+        elif first_contract is not None:
+            problems.append(fail(
+                (*key, "phase"),
+                f"expand migration {clip(m.name)} is listed after contract migration "
+                f"{clip(first_contract.name)}: a contract runs only once the code is at 100 % "
+                "(after promotion and release.contract_after), so nothing listed after it "
+                "can run before the first traffic step",
+                "List every expand migration before the first contract one"))
+    return problems
+
+
 RULES: tuple[Callable[[Parts, Fail], list[ConfigError]], ...] = (
     check_steps,
     check_timing,
@@ -503,6 +540,7 @@ RULES: tuple[Callable[[Parts, Fail], list[ConfigError]], ...] = (
     check_counts,
     check_contacts,
     check_dependencies,
+    check_migrations,
 )
 
 

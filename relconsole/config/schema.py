@@ -32,6 +32,7 @@ from relconsole.schedule import ScheduleError, check_zone, parse_at, parse_clock
 
 STRATEGIES = ("canary", "blue-green", "rolling", "ab", "shadow")
 HEALTH_ROLES = ("canary",)  # whose servers a health gate counts
+MIGRATION_PHASES = ("expand", "contract")
 PROVIDER_KINDS = ("metrics", "traffic", "flags")
 PRODUCTION_NAMES = frozenset({"production", "prod"})
 THRESHOLDS = ("max", "min", "max_increase", "max_ratio", "max_decrease", "min_ratio")
@@ -229,6 +230,35 @@ class ChangesModel(_Strict):
     dependencies: list[DependencyModel] = Field(default_factory=list)
 
 
+def _argv(value: Any) -> Any:
+    # No shell runs a migration: a command line in one string would be one program name.
+    hint = "Write the program and its arguments as a list, e.g. [alembic, upgrade, head]"
+    if isinstance(value, str):
+        raise PydanticCustomError(
+            "argv", "{problem}",
+            {"problem": "must be a list of arguments, not one string (no shell is used)",
+             "hint": hint})
+    if isinstance(value, list) and not value:
+        raise PydanticCustomError(
+            "argv", "{problem}", {"problem": "must name the program to run", "hint": hint})
+    return value
+
+
+Argv = Annotated[list[Text], BeforeValidator(_argv)]
+
+
+class MigrationModel(_Strict):
+    """One database migration: expand (before traffic moves) or contract (after promotion
+    and release.contract_after); `check` verifies `up`, `down` is offered after a rollback."""
+
+    name: Text
+    phase: Literal["expand", "contract"]
+    up: Argv
+    down: Argv
+    check: Argv
+    timeout: PositiveDuration = 300.0
+
+
 class ReleaseModel(_Strict):
     service: Text
     version: Text
@@ -251,6 +281,9 @@ class ReleaseModel(_Strict):
     owners: list[ContactModel] = Field(default_factory=list)
     stakeholders: list[ContactModel] = Field(default_factory=list)
     changes: ChangesModel = Field(default_factory=ChangesModel)
+    migrations: list[MigrationModel] = Field(default_factory=list)
+    # How long after promotion a contract migration waits (a rollback stays possible).
+    contract_after: PositiveDuration = 3600.0
 
 
 class ProviderModel(BaseModel):
@@ -401,6 +434,7 @@ MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("release", "changes"): ChangesModel,
     ("release", "changes", "api", "*"): ApiChangeModel,
     ("release", "changes", "dependencies", "*"): DependencyModel,
+    ("release", "migrations", "*"): MigrationModel,
     ("providers",): ProvidersModel,
     ("versions",): VersionsModel,
     ("metrics", "*"): MetricModel,
@@ -443,6 +477,10 @@ TEXT_PATHS: tuple[tuple[str, ...], ...] = (
     ("release", "changes", "infrastructure", "*"),
     ("release", "changes", "dependencies", "*", "name"),
     ("release", "changes", "dependencies", "*", "version"),
+    ("release", "migrations", "*", "name"),
+    ("release", "migrations", "*", "up", "*"),
+    ("release", "migrations", "*", "down", "*"),
+    ("release", "migrations", "*", "check", "*"),
     ("gates", "*", "metric"),
     ("gates_from", "analysis_template"),
     ("gates_from", "cluster_analysis_template"),
@@ -477,6 +515,7 @@ MAY_BE_EMPTY: tuple[tuple[str, ...], ...] = (
     ("release", "changes", "api"),
     ("release", "changes", "infrastructure"),
     ("release", "changes", "dependencies"),
+    ("release", "migrations"),
 )
 
 # One-line examples used in hints.
@@ -507,6 +546,18 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("release", "changes", "dependencies", "*"): "- {name: pricing-api, "
     "http: 'https://pricing.internal/healthz', version: 4.1.0}",
     ("release", "changes", "dependencies", "*", "http"): "http: 'https://pricing.internal/healthz'",
+    ("release", "migrations"): "migrations: [{name: add-email-index, phase: expand, "
+    "up: [alembic, upgrade, '+1'], down: [alembic, downgrade, '-1'], "
+    "check: [./check-index.sh]}]",
+    ("release", "migrations", "*"): "- {name: add-email-index, phase: expand, "
+    "up: [alembic, upgrade, '+1'], down: [alembic, downgrade, '-1'], "
+    "check: [./check-index.sh]}",
+    ("release", "migrations", "*", "phase"): "phase: expand",
+    ("release", "migrations", "*", "up"): "up: [alembic, upgrade, '+1']",
+    ("release", "migrations", "*", "down"): "down: [alembic, downgrade, '-1']",
+    ("release", "migrations", "*", "check"): "check: [./check-index.sh]",
+    ("release", "migrations", "*", "timeout"): "timeout: 5m",
+    ("release", "contract_after"): "contract_after: 1h",
     ("providers",): "providers: {traffic: {type: sim}}",
     ("providers", "*"): "{type: sim}",
     ("providers", "traffic"): "traffic: {type: sim}",

@@ -7,6 +7,7 @@ one that landed in part, or keeps failing, pauses the release for a human.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from relconsole.engine import controller, policy
@@ -19,12 +20,17 @@ from relconsole.model import Actor, Mode, Phase, TrafficState
 # Failed step changes in a row before the engine stops trying and pauses.
 ADVANCE_FAILURE_LIMIT = 3
 
+# What must be done before the first traffic step (the expand migrations): the refusal
+# or failure to return instead of the step, or None when traffic may move.
+BeforeFirstStep = Callable[[Actor | None], Awaitable[ActionResult | None]]
+
 
 class WeightChanges:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.state = ctx.state
         self.follower = controller.ControllerFollower(ctx, self)
+        self.before_first_step: BeforeFirstStep | None = None
 
     @property
     def controlled(self) -> bool:
@@ -109,6 +115,9 @@ class WeightChanges:
                 said.append("gates still needing data: " + ", ".join(g.name for g in short))
             early = "early advance: " + "; ".join(said)
         who = None if automatic else actor
+        failed = await self.first_step_ready(who)
+        if failed is not None:
+            return failed
         # The outcome says where the release stood before the action, not halfway
         # through it, so its record reads whole: 'step 1→2, weight 1→10'.
         before = state.journal_view()
@@ -134,6 +143,17 @@ class WeightChanges:
         )
         state.last_error = ""
         return ActionResult(True, f"{result.message} — {early}") if early else result
+
+    async def first_step_ready(self, actor: Actor | None) -> ActionResult | None:
+        """Before traffic first moves: what must be done first (the expand migrations).
+        A failure pauses the release with its reason; no traffic has moved."""
+        if self.state.phase is not Phase.PENDING or self.before_first_step is None:
+            return None
+        failed = await self.before_first_step(actor)
+        if failed is not None:
+            self.set_paused(f"{failed.message} — no traffic moved; fix it, then resume",
+                            actor)
+        return failed
 
     def promote_refusal(self) -> str | None:
         blind = policy.blind_reason(self.ctx.health.problems, self.state.expected_weight)
@@ -178,6 +198,9 @@ class WeightChanges:
         if refusal is not None:
             return self.ctx.refuse(refusal)
         reason = reason or "promoted by operator"
+        failed = await self.first_step_ready(actor)
+        if failed is not None:
+            return failed
         before = state.journal_view()
         result = await self.apply_weight(100, intent="promote", reason=reason, actor=actor,
                                          data=self.ctx.obs.gate_data())

@@ -35,6 +35,7 @@ from relconsole.engine.events import EventBus, EventListener, SnapshotListener
 from relconsole.engine.flag_actions import FlagActions, FlagChange
 from relconsole.engine.follow import Follower
 from relconsole.engine.journal import Journal, JournalError
+from relconsole.engine.migrations import MigrationHook, MigrationRunner, Migrations, OfferedDown
 from relconsole.engine.observe import Observations, ProviderHealth
 from relconsole.engine.progress import ReleaseState
 from relconsole.engine.record import Recorder
@@ -85,6 +86,7 @@ class ReleaseEngine:
         driver_probe: DriverProbe | None = None,
         heartbeat: Heartbeat | None = None,
         steps: StepPlan | None = None,
+        migrations: MigrationRunner | None = None,
     ) -> None:
         self.plan = plan
         self.clock = clock
@@ -114,6 +116,10 @@ class ReleaseEngine:
         self._changes = WeightChanges(self._ctx)
         self._flag_actions = FlagActions(self._ctx)
         self._rollback = Rollback(self._ctx, self._flag_actions)
+        # Expand migrations before the first step; contract ones after promotion (`tick`).
+        self._migrations = Migrations(self._ctx, migrations)
+        if plan.migrations:
+            self._changes.before_first_step = self._migrations.before_first_step
         self._follower = Follower(self._ctx)
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -325,6 +331,9 @@ class ReleaseEngine:
                 self._follower.follow()
             else:
                 await self._act(now)
+                if self.plan.migrations:
+                    await self._migrations.after_promotion(now)
+                    self._migrations.offer()
         self._publish()
 
     async def _act(self, now: float) -> None:
@@ -539,11 +548,52 @@ class ReleaseEngine:
         async with self._lock:
             if self.phase is Phase.ROLLED_BACK:
                 return self._ctx.refuse("rollback refused: already rolled back")
+            contracted = self._migrations.contracted() if self.plan.migrations else []
+            if contracted and not self._state.rolling_back:
+                return self._ctx.refuse(
+                    f"rollback refused: contract migration {', '.join(contracted)} has run, "
+                    "and the old version may not work on the contracted schema — fix "
+                    "forward")
             if self._state.rolling_back:
                 # Retrying now is what an operator pressing r again means.
                 result = await self._rollback.attempt(actor=actor or self.actor)
             else:
                 result = await self._rollback.start(reason.strip(), actor=actor or self.actor)
+            if self.plan.migrations:
+                self._migrations.offer()
+        self._publish()
+        return result
+
+    # ------------------------------------------------------------------ migrations
+
+    @property
+    def on_migration(self) -> MigrationHook | None:
+        """Told (name, phase, outcome, command, who) once a migration's outcome is known."""
+        return self._migrations.on_outcome
+
+    @on_migration.setter
+    def on_migration(self, hook: MigrationHook | None) -> None:
+        self._migrations.on_outcome = hook
+
+    def offered_downs(self) -> list[OfferedDown]:
+        """After a rollback: the `down` of each verified expand migration, most recent
+        first — offered, never run by the engine (a forward fix is usually safer)."""
+        return self._migrations.offered_downs()
+
+    def contract_pending(self) -> bool:
+        """Whether a contract migration is still to run (a headless run may wait for it)."""
+        return bool(self.plan.migrations) and self._migrations.contract_pending()
+
+    def contract_failed(self) -> list[str]:
+        """The contract migrations that failed in this process."""
+        return self._migrations.contract_failed() if self.plan.migrations else []
+
+    async def run_down(self, name: str, reason: str, actor: Actor | None = None) -> ActionResult:
+        """Run one expand migration's `down`, because an operator asked, after a rollback:
+        journalled (`migration.down`), verified by its exit status."""
+        self._drive.require("run a migration's down")
+        async with self._lock:
+            result = await self._migrations.run_down(name, reason, actor or self.actor)
         self._publish()
         return result
 

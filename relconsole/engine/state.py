@@ -49,6 +49,9 @@ class EventKind(StrEnum):
     LEASE = "lease"
     # The schedule holds the release (outside its window, a step's `at:`), or lets it go.
     HOLD = "hold"
+    # A database migration's up (and check) or, asked for by an operator, its down.
+    MIGRATION_UP = "migration.up"
+    MIGRATION_DOWN = "migration.down"
     # A journal record whose intent this version does not know (a newer driver wrote it).
     JOURNAL = "journal"
 

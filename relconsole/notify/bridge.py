@@ -164,8 +164,8 @@ class NotifyBridge:
 
     def migration(self, name: str, phase: str, outcome: str, *, command: Sequence[str] = (),
                   who: str = "") -> bool:
-        """Send `migration` for a database migration that ran (migrations are not built
-        yet: their runner calls this once a migration's outcome is known)."""
+        """Send `migration` for a database migration that ran (the engine's migrations
+        call this, through `ReleaseEngine.on_migration`, once its outcome is known)."""
         if not self.speaking:
             return False
         self.notifier.send(self._notice(

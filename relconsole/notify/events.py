@@ -13,7 +13,7 @@ PAUSED = "paused"
 ROLLED_BACK = "rolled_back"  # verified at 0 %
 ROLLBACK_FAILED = "rollback_failed"  # a rollback attempt not verified (retried until it is)
 PROMOTED = "promoted"  # verified at 100 %
-MIGRATION = "migration"  # a database migration ran (its hook; migrations are not built yet)
+MIGRATION = "migration"  # a database migration ran (up, or an operator's down)
 
 EVENTS: tuple[str, ...] = (
     ANNOUNCED, STARTED, STEP, PAUSED, ROLLED_BACK, ROLLBACK_FAILED, PROMOTED, MIGRATION,

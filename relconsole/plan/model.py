@@ -191,6 +191,7 @@ def _checklist(plan: ReleasePlan, now: float) -> tuple[str, ...]:
                      + f" is deployed and healthy: {dep.probe}")
     items.append(f"{CAPACITY.capitalize()}: every stable server is up, to take all traffic "
                  "back on rollback")
+    items.extend(migration_lines(plan))
     paged = [o for o in plan.owners if o.pager]
     if paged:
         items.append("Owners on call: " + ", ".join(f"{o.name} ({o.reach()})" for o in paged))
@@ -203,6 +204,21 @@ def _checklist(plan: ReleasePlan, now: float) -> tuple[str, ...]:
     items.append("Run `relconsole check --preflight` — it checks each of the above but the "
                  "owners")
     return tuple(items)
+
+
+def migration_lines(plan: ReleasePlan) -> list[str]:
+    """Each migration and when it runs (the checklist's lines)."""
+    out = []
+    for m in plan.migrations:
+        if m.expand:
+            out.append(f"Migration {m.name} (expand): `{' '.join(m.up)}` runs before the first "
+                       f"traffic step, verified by `{' '.join(m.check)}`; a failure pauses the "
+                       "release with no traffic moved")
+        else:
+            out.append(f"Migration {m.name} (contract): `{' '.join(m.up)}` runs "
+                       f"{span(plan.contract_after)} after promotion, verified by "
+                       f"`{' '.join(m.check)}`; no rollback after it")
+    return out
 
 
 def _triggers(plan: ReleasePlan, traffic_type: str) -> tuple[str, ...]:
@@ -238,6 +254,12 @@ def _rollback(plan: ReleasePlan, traffic_type: str, config: str) -> tuple[str, .
     out.append(f"A rollback that fails is retried with backoff (at most "
                f"{span(plan.rollback_retry_max)} apart) until verified; headless and one-shot "
                f"commands give up after {span(plan.rollback_give_up)} and say so")
+    downs = [m for m in plan.migrations if m.expand]
+    if downs:
+        out.append("Migrations are offered, never run: after the rollback, "
+                   + "; ".join(f"`relconsole migrate down {m.name} --reason TEXT` would run "
+                               f"`{' '.join(m.down)}`" for m in reversed(downs))
+                   + " — a forward fix is usually safer")
     if plan.changes.infrastructure:
         out.append("Infrastructure changes stay as they are (undo by hand if needed): "
                    + "; ".join(plan.changes.infrastructure))
@@ -309,6 +331,10 @@ def _communication(plan: ReleasePlan) -> tuple[str, ...]:
     else:
         out.append("No owners listed (release.owners): nobody is named to tell at each step "
                    "or on a rollback")
+    if plan.migrations:
+        out.append("Each migration's outcome (up and check, or an operator's down) is "
+                   "journalled and sent to the notify: targets, if any, as a `migration` "
+                   "notice")
     if stakeholders:
         out.append(f"After promotion or rollback: {names(stakeholders)}")
     else:

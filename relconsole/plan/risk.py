@@ -205,10 +205,19 @@ def scope(plan: ReleasePlan) -> Factor:
         level = max(level, Level.MEDIUM)
         said.append("needs already deployed: " + ", ".join(
             d.name + (f" {d.version}" if d.version else "") for d in changes.dependencies))
+    expand = [m.name for m in plan.migrations if m.phase == "expand"]
+    contract = [m.name for m in plan.migrations if m.phase == "contract"]
+    if expand:
+        level = max(level, Level.MEDIUM)
+        said.append("schema expanded before the first step: " + ", ".join(expand))
+    if contract:
+        # A contract migration cannot be undone by a traffic rollback.
+        level = Level.HIGH
+        said.append("schema contracted after promotion (irreversible): " + ", ".join(contract))
     if not said:
         return Factor("Scope", Level.LOW,
-                      "code only: no API, infrastructure or dependency changes listed "
-                      "(release.changes)")
+                      "code only: no API, infrastructure, dependency or schema changes "
+                      "listed (release.changes, release.migrations)")
     return Factor("Scope", level, "; ".join(said))
 
 

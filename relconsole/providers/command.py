@@ -15,19 +15,18 @@ so the journal records what the tool said.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relconsole.commands import run_argv
 from relconsole.model import Role, ServerHealth, TrafficState
 from relconsole.providers._settings import Settings, kind_of
 from relconsole.providers.base import BuildContext, ProviderError
@@ -39,7 +38,6 @@ PLACEHOLDERS = ("weight", "version", "reason", "service", "environment")
 # Placeholders that only exist for a change, not for the read-back.
 CHANGE_ONLY = ("weight", "reason")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-KEEP_OUTPUT = 16 * 1024  # per stream, the tail is kept
 MESSAGE_OUTPUT = 300  # characters of output quoted in an error message
 
 
@@ -241,50 +239,19 @@ class CommandTraffic:
         self.runs += 1
         started = time.monotonic()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *real,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=self.settings.cwd,
-                env=env,
-                start_new_session=True,  # its own process group: a timeout kills helpers too
-            )
+            done = await run_argv(real, timeout=self.settings.timeout, cwd=self.settings.cwd,
+                                  env=env)
         except OSError as exc:
             run = CommandRun(intent, shown, None, time.monotonic() - started,
                              stderr=f"cannot run {shown[0]}: {exc.strerror or exc}")
             self.last_run = run
             raise ProviderError(f"{NAME}: {run.summary()}") from None
-        out, err = _Tail(), _Tail()
-        out_task = asyncio.ensure_future(out.read(proc.stdout))
-        err_task = asyncio.ensure_future(err.read(proc.stderr))
-        timed_out = False
-        try:
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=self.settings.timeout)
-            except TimeoutError:
-                timed_out = True
-                _kill(proc)
-                await proc.wait()
-            # A helper it left in the background may hold the pipes open: do not wait
-            # for it beyond a moment.
-            await asyncio.wait({out_task, err_task}, timeout=1.0)
-            stdout, stderr = out.text(), err.text()
-        finally:
-            # Cancelled by the engine (its own timeout) or by shutdown: never leave the
-            # deploy tool running behind the console's back.
-            if proc.returncode is None:
-                _kill(proc)
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(proc.wait())
-            for task in (out_task, err_task):
-                task.cancel()
         run = CommandRun(
-            intent, shown, None if timed_out else proc.returncode,
-            time.monotonic() - started, self._scrub(stdout), self._scrub(stderr), timed_out,
+            intent, shown, done.exit_code, done.duration, self._scrub(done.stdout),
+            self._scrub(done.stderr), done.timed_out,
         )
         self.last_run = run
-        if timed_out or proc.returncode != 0:
+        if done.timed_out or done.exit_code != 0:
             raise ProviderError(f"{NAME}: {run.summary()}")
         return run
 
@@ -304,32 +271,6 @@ class CommandTraffic:
 
     async def close(self) -> None:
         return None
-
-
-class _Tail:
-    """The last KEEP_OUTPUT bytes of a stream, readable even if reading is cut short."""
-
-    def __init__(self) -> None:
-        self.kept = b""
-
-    async def read(self, stream: asyncio.StreamReader | None) -> None:
-        if stream is None:
-            return
-        while True:
-            chunk = await stream.read(65536)
-            if not chunk:
-                return
-            self.kept = (self.kept + chunk)[-KEEP_OUTPUT:]
-
-    def text(self) -> str:
-        return self.kept.decode("utf-8", "replace")
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
 
 
 def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> CommandTraffic:

@@ -23,6 +23,8 @@ from relconsole.units import RATIO, SECONDS, unit_of, value
 SCHEMA = "relconsole.report/1"
 ROLLBACK_INTENTS = ("rollback", "rollback.retry")
 FLAG_INTENTS = ("flag.kill", "flag.restore", "flag.rollout")
+# The engine's migration records (`engine/migrations.py` UP and DOWN).
+MIGRATION_INTENTS = ("migration.up", "migration.down")
 # The intents that move the canary: where a chart marks a step boundary.
 STEP_INTENTS = ("advance", "promote", *ROLLBACK_INTENTS)
 
@@ -157,7 +159,8 @@ class Report:
     verdict_changes: tuple[VerdictChange, ...]
     decisions: tuple[Decision, ...]
     flags: tuple[FlagChange, ...]
-    migrations: tuple[dict[str, Any], ...]  # none are journalled yet
+    # {at, name, phase, direction (up|down), command, actor, reason, outcome, text}
+    migrations: tuple[dict[str, Any], ...]
     timing: Timing
     incident_review: IncidentReview | None
     marks: tuple[StepMark, ...]
@@ -405,6 +408,7 @@ def _review(
     timing: Timing,
     decisions: Sequence[Decision],
     dashboards: Sequence[tuple[str, str]],
+    migrations: Sequence[dict[str, Any]] = (),
 ) -> IncidentReview | None:
     rollbacks = [e for e in timeline if e.intent in ROLLBACK_INTENTS]
     if not rollbacks:
@@ -445,10 +449,42 @@ def _review(
                      "with the fix")
     if len([e for e in rollbacks if e.intent == "rollback.retry"]):
         check.append("the rollback needed retries: see why the traffic provider failed")
-    check.append("no migrations recorded: nothing to reverse")
+    downs = [m for m in migrations if m["direction"] == "up" and m["phase"] == "expand"
+             and m["outcome"].startswith("verified")]
+    undone = {m["name"] for m in migrations if m["direction"] == "down"
+              and m["outcome"].startswith("verified")}
+    downs = [m for m in downs if m["name"] not in undone]
+    if downs:
+        check.extend(f"migration {m['name']} ran and stays: `relconsole migrate down "
+                     f"{m['name']} --reason …` would undo it, but a forward fix is usually "
+                     "safer" for m in reversed(downs))
+    else:
+        check.append("no migrations to reverse")
     check += [f"{what} dashboard: {address}" for what, address in dashboards]
     check.append("find and fix the cause before `relconsole run --again --reason …`")
     return IncidentReview(done_ok, tuple(seen), tuple(when), tuple(done), tuple(check))
+
+
+def _migrations(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Each migration that ran (its intent with its outcome), from the whole journal: a
+    schema change outlives the attempt that made it."""
+    out = []
+    for rec, end in _pairs(records):
+        if rec.get("intent") not in MIGRATION_INTENTS:
+            continue
+        data = _view(rec, "data")
+        direction = str(rec.get("intent")).rpartition(".")[2]
+        name, phase = str(data.get("migration", "?")), str(data.get("phase", "?"))
+        command = [str(a) for a in data.get("command") or ()]
+        outcome = str(end.get("outcome")) if end is not None else "no outcome recorded"
+        actor = actor_text(rec.get("actor"))
+        out.append({
+            "at": _ts(rec) or 0.0, "name": name, "phase": phase, "direction": direction,
+            "command": command, "actor": actor, "reason": str(rec.get("reason") or ""),
+            "outcome": outcome,
+            "text": f"{direction} {name} ({phase}) by {actor}: {' '.join(command)} → {outcome}",
+        })
+    return out
 
 
 def chart_metrics(plan: ReleasePlan) -> list[tuple[str, str]]:
@@ -501,6 +537,7 @@ def build_report(
             after=dict(_view(end, "after")),
             outcome=str(end.get("outcome")) if end is not None else "no outcome recorded",
         ))
+    migrations = _migrations(records)
     series = series or {}
     timing = _timing(attempt, timeline, plan, series)
     phase = None
@@ -531,10 +568,10 @@ def build_report(
         verdict_changes=tuple(_verdict_changes(attempt)),
         decisions=tuple(decisions),
         flags=tuple(flags),
-        migrations=(),
+        migrations=tuple(migrations),
         timing=timing,
         incident_review=_review(plan, baseline_version, timeline, flags, timing, decisions,
-                                dashboards),
+                                dashboards, migrations),
         marks=tuple(_marks(timeline)),
         charts=tuple(charts),
         dashboards=tuple(dashboards),
