@@ -258,3 +258,23 @@ def test_check_without_preflight_runs_none_of_it(
     out = capsys.readouterr().out
     assert code == ExitCode.OK
     assert "dependency" not in out and "window" not in out
+
+
+def test_a_closed_window_fails_alone(
+    tmp_path: Path, server: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config(tmp_path, server)
+    # A window that is never open now: one minute, on a day of the week that is not today.
+    import datetime as dt
+
+    other = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[
+        (dt.datetime.now(dt.UTC).weekday() + 3) % 7]
+    path.write_text(path.read_text().replace(
+        "  call_timeout: 3s\n",
+        f"  call_timeout: 3s\n  windows: [{{days: {other}, from: '03:00', to: '03:01'}}]\n"))
+    code, lines, out = preflight(tmp_path, path, capsys)
+    assert code == ExitCode.ERROR
+    assert failing(lines) == ["window"], out
+    assert lines["window"].startswith(
+        f"✗ window: outside the deployment windows ({other.title()} 03:00–03:01 UTC); the "
+        "next opens ")

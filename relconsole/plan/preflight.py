@@ -269,7 +269,14 @@ async def run_checks(cfg: LoadedConfig, providers: Providers) -> list[Check]:
     )
     return [base, canary(plan, traffic_kind, state, problem), listed, *deps,
             capacity(traffic_kind, state, problem),
-            Check(WINDOW, *window_line(plan, time.time()))]
+            window_check(plan, time.time())]
+
+
+def window_check(plan: ReleasePlan, now: float) -> Check:
+    ok, text = window_line(plan, now)
+    if not ok:
+        text += " — wait for it, or start with --override-window --reason TEXT (journalled)"
+    return Check(WINDOW, ok, text)
 
 
 async def preflight(cfg: LoadedConfig, providers: Providers) -> int:
