@@ -32,6 +32,7 @@ from textual.worker import Worker
 from relconsole.engine.release import (
     FIRST_READ_TRIES,
     ActionResult,
+    Intent,
     ReleaseEngine,
     WatchOnlyError,
 )
@@ -475,18 +476,25 @@ class ReleaseApp(App[None]):
         if action == "take_lease":
             return self._take_refusal() is None  # in the footer only while it is free
         if action == "refuse_watch":
-            # The hidden twin also answers `k` and `%` when no flag provider is set up.
+            # The hidden twin also answers `k` and `%` when no flag provider is set up, and
+            # the traffic keys of a release that is over.
             no_flags = not self.snapshot.flags_provider and bool(parameters) and (
                 parameters[0] in FLAG_ACTIONS
             )
-            return self.watching or no_flags
+            over = bool(parameters) and self._over(str(parameters[0])) is not None
+            return self.watching or no_flags or over
         if action not in keys.DRIVING_ACTIONS:
             return True
         if self.watching:
             return False
         if action in FLAG_ACTIONS and not self.snapshot.flags_provider:
             return False  # no flag provider: `k` and `%` have nothing to act on
-        paused = self.snapshot.phase is Phase.PAUSED
+        phase = self.snapshot.phase
+        if self._over(action) is not None:
+            # Over, or at 100 %: the footer offers what is left to do. The key still answers
+            # (its hidden twin, `refuse_watch`) with the engine's own words.
+            return False
+        paused = phase is Phase.PAUSED
         if action == "pause":
             return not paused
         if action == "resume":
@@ -578,7 +586,28 @@ class ReleaseApp(App[None]):
             return
         self.request_rollout(flag.key)
 
+    def _over(self, intent: str) -> str | None:
+        """Why a traffic key has nothing left to do in this phase (rolled back: all of
+        them; promoted: all but rollback), in the engine's words; None while it has."""
+        if self.watching:
+            return None
+        phase = self.snapshot.phase
+        if phase is Phase.ROLLED_BACK and intent == "rollback":
+            return "rollback refused: already rolled back"
+        if phase not in (Phase.ROLLED_BACK, Phase.PROMOTED):
+            return None
+        traffic: dict[str, Intent] = {"advance": "advance", "promote": "promote",
+                                      "pause": "pause", "resume": "resume"}
+        if intent not in traffic:
+            return None
+        return (self.engine.why_not(traffic[intent])
+                or f"{intent} refused: release is {phase.label.lower()}")
+
     def action_refuse_watch(self, intent: str) -> None:
+        over = self._over(intent)
+        if over is not None:
+            self._notify(over, severity="warning")
+            return
         if not self.watching and intent in FLAG_ACTIONS and not self.snapshot.flags_provider:
             self._notify("no flag provider is configured (providers.flags): there are no "
                          "flags to change", severity="warning")

@@ -439,3 +439,24 @@ async def test_rollout_dialog_percent_field_keeps_every_character(staging_rig: R
         await drained(app, pilot)
         assert isinstance(app.screen, RolloutDialog)
         assert app.screen.query_one("#reason", Input).value == "x" * 120
+
+
+async def test_after_a_rollback_the_footer_offers_only_what_is_left(rig: Rig) -> None:
+    """A rolled-back release has no step to advance, pause or promote: the footer stops
+    offering them, and a key pressed anyway still says why, in the engine's words."""
+    await healthy_mid_release(rig)
+    await rig.engine.rollback("bad canary")
+    app = ReleaseApp(rig.engine, start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await drained(app, pilot)
+        shown = {b.key for (_, b, enabled, _) in app.active_bindings.values()
+                 if b.show and enabled}
+        assert not shown & {"a", "p", "P", "r"}
+        assert {"q", "question_mark"} <= shown
+        await pilot.press("a")
+        await drained(app, pilot)
+        assert app.notices[-1] == "advance refused: release is rolled back"
+        await pilot.press("r")
+        await drained(app, pilot)
+        assert app.notices[-1] == "rollback refused: already rolled back"
+    assert rig.world.weight == 0
