@@ -588,6 +588,13 @@ class PrometheusMetrics:
         count = max(1, int(seconds // step))
         start = float(round(end - step * (count - 1)))
         times = [start + i * step for i in range(count) if start + i * step <= end]
+        return await self._pairs(metrics, start, end, step, times)
+
+    async def _pairs(
+        self, metrics: Sequence[MetricSpec], start: float, end: float, step: float,
+        times: list[float],
+    ) -> dict[str, list[MetricPair]]:
+        """One range query per metric and version, all at once, paired per instant."""
         jobs = [self._range(m, role, start, end, step, times)
                 for m in metrics for role in (Role.CANARY, Role.BASELINE)]
         series = await asyncio.gather(*jobs)
@@ -605,14 +612,7 @@ class PrometheusMetrics:
             return {m.name: [] for m in metrics}
         start, end = float(round(start)), float(round(end))
         times = [start + i * step for i in range(int((end - start) // step) + 1)]
-        jobs = [self._range(m, role, start, end, step, times)
-                for m in metrics for role in (Role.CANARY, Role.BASELINE)]
-        series = await asyncio.gather(*jobs)
-        return {
-            m.name: [MetricPair(canary=c, baseline=b)
-                     for c, b in zip(series[2 * i], series[2 * i + 1], strict=True)]
-            for i, m in enumerate(metrics)
-        }
+        return await self._pairs(metrics, start, end, step, times)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

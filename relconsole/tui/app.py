@@ -48,11 +48,10 @@ from relconsole.tui.keys import ReleaseFooter
 from relconsole.tui.themes import (
     NO_COLOR_CSS,
     VARIABLE_DEFAULTS,
-    ThemeError,
-    initial_theme,
-    load_themes,
     no_color,
     offered,
+    register_themes,
+    starting_theme,
 )
 from relconsole.tui.widgets import (
     CanaryPanel,
@@ -228,13 +227,7 @@ class ReleaseApp(App[None]):
     # ------------------------------------------------------------------ set-up
 
     def _register_themes(self) -> None:
-        try:
-            themes = load_themes()
-        except ThemeError as exc:
-            self._theme_problem = str(exc)
-            themes = {}
-        for theme in themes.values():
-            self.register_theme(theme)
+        self._theme_problem = register_themes(self) or self._theme_problem
 
     @property
     def offered_themes(self) -> list[str]:
@@ -243,12 +236,7 @@ class ReleaseApp(App[None]):
         return offered(self.available_themes)
 
     def _initial_theme(self) -> str:
-        # A real 16-colour terminal (or NO_COLOR) gets the terminal's own palette. The
-        # headless driver of the tests reports "standard" too, so it is not asked.
-        few_colours = not self.is_headless and self.console.color_system in (
-            "standard", "windows", None)
-        name, problem = initial_theme(self.available_themes, self._wanted_theme,
-                                      few_colours=few_colours)
+        name, problem = starting_theme(self, self._wanted_theme)
         if problem:
             self._theme_problem = problem
         return name

@@ -45,11 +45,10 @@ from relconsole.fleet.rows import (
 from relconsole.tui.themes import (
     NO_COLOR_CSS,
     VARIABLE_DEFAULTS,
-    ThemeError,
-    initial_theme,
-    load_themes,
     no_color,
     offered,
+    register_themes,
+    starting_theme,
 )
 from relconsole.tui.widgets.field import Field
 from relconsole.tui.widgets.table import (
@@ -274,25 +273,12 @@ class FleetApp(App[Target | None]):
         self._order: list[str] = []
         self._texts: dict[str, dict[str, str]] = {}
         self._cells: dict[str, dict[str, object]] = {}
-        for theme_obj in self._load_themes().values():
-            self.register_theme(theme_obj)
+        self._theme_problem = register_themes(self)
 
     # ------------------------------------------------------------------ set-up
 
-    def _load_themes(self) -> dict[str, Any]:
-        try:
-            return load_themes()
-        except ThemeError as exc:
-            self._theme_problem = str(exc)
-            return {}
-
     def _initial_theme(self) -> str:
-        # A real 16-colour terminal (or NO_COLOR) gets the terminal's own palette. The
-        # headless driver of the tests reports "standard" too, so it is not asked.
-        few_colours = not self.is_headless and self.console.color_system in (
-            "standard", "windows", None)
-        name, problem = initial_theme(self.available_themes, self._wanted_theme,
-                                      few_colours=few_colours)
+        name, problem = starting_theme(self, self._wanted_theme)
         if problem:
             self._theme_problem = problem
         return name

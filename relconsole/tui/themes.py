@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from rich.color import Color as RichColor
 from rich.color import ColorSystem
+from textual.app import App
 from textual.color import Color
 from textual.theme import Theme
 
@@ -176,3 +177,24 @@ def initial_theme(
     if (os.environ.get("NO_COLOR") or few_colours) and ANSI_THEME in available:
         return ANSI_THEME, problem
     return (DEFAULT_THEME if DEFAULT_THEME in available else "textual-dark"), problem
+
+
+def register_themes(app: App[Any]) -> str:
+    """Register relconsole's themes with an app; why they could not be read ("" if they
+    could), for the app to say once it runs."""
+    try:
+        themes = load_themes()
+    except ThemeError as exc:
+        return str(exc)
+    for theme in themes.values():
+        app.register_theme(theme)
+    return ""
+
+
+def starting_theme(app: App[Any], wanted: str | None) -> tuple[str, str]:
+    """`initial_theme` for a running app: a real 16-colour terminal (or NO_COLOR) gets the
+    terminal's own palette. The headless driver of the tests reports "standard" too, so it
+    is not asked."""
+    few_colours = not app.is_headless and app.console.color_system in (
+        "standard", "windows", None)
+    return initial_theme(app.available_themes, wanted, few_colours=few_colours)
