@@ -55,10 +55,74 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True)
+class Route:
+    """What a step sends to the new version besides the weight (release.strategy).
+
+    Cumulative: a step's route holds what every step up to it turned on, so a plan only
+    ever grows and "where is the release" is the last step whose route and weight the
+    provider's read covers. All empty for a plain canary.
+    """
+
+    cohorts: tuple[str, ...] = ()  # ab: cohorts (Cohort.name) routed to the canary
+    mirror: int = 0  # shadow: percent of live requests copied to the canary, answers dropped
+    batches: int = 0  # rolling: batches of servers updated in place to the new version
+
+    def __bool__(self) -> bool:
+        return bool(self.cohorts or self.mirror or self.batches)
+
+    def covers(self, other: Route) -> bool:
+        """Whether this route has at least everything `other` turned on."""
+        return (set(other.cohorts) <= set(self.cohorts) and self.mirror >= other.mirror
+                and self.batches >= other.batches)
+
+    def same(self, other: Route) -> bool:
+        """Equal as routes go (the order cohorts were listed in does not matter)."""
+        return (set(self.cohorts) == set(other.cohorts) and self.mirror == other.mirror
+                and self.batches == other.batches)
+
+    def text(self) -> str:
+        """'cohort beta-users · mirror 20% · 2 batches', '' when empty."""
+        parts = []
+        if self.cohorts:
+            parts.append(("cohorts " if len(self.cohorts) > 1 else "cohort ")
+                         + ", ".join(self.cohorts))
+        if self.mirror:
+            parts.append(f"mirror {self.mirror}%")
+        if self.batches:
+            parts.append(f"{self.batches} batch{'es' if self.batches > 1 else ''}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Users routed to the canary by who they are, not by chance (release.cohorts).
+
+    Exactly one way to pick them: a header's or a cookie's value among `values`, or a
+    sticky hash of a user id (`hash`, the header carrying it) into 100 buckets, of which
+    `percent` go to the canary, so the same user always sees the same version.
+    """
+
+    name: str
+    header: str = ""
+    cookie: str = ""
+    values: tuple[str, ...] = ()
+    hash: str = ""
+    percent: int = 0
+
+    def describe(self) -> str:
+        if self.hash:
+            return f"{self.percent}% of users by {self.hash} (sticky hash)"
+        where = f"header {self.header}" if self.header else f"cookie {self.cookie}"
+        return f"{where} = {' or '.join(self.values)}"
+
+
+@dataclass(frozen=True)
 class Step:
     weight: int  # percent of traffic on the canary, 0..100
     bake: float = 0.0  # seconds to stay at this weight before advancing
     at: str = ""  # not begun before this clock time (release.timezone), "" for none
+    route: Route = field(default_factory=Route)  # cohorts, mirror, batches (cumulative)
+    label: str = ""  # what the step is in the strategy's words ("switch", "batch 2/4")
 
 
 @dataclass(frozen=True)
@@ -436,6 +500,11 @@ class TrafficState:
     # Set by a provider whose controller owns the step plan; `canary_weight` is then the
     # weight really applied (Argo's actual weight), not the one the step asks for.
     controller: ControllerState | None = None
+    # What besides the weight routes to the new version now (cohorts, mirror, batches).
+    route: Route = field(default_factory=Route)
+    # What the provider wants the operator to know about the last move ("blue drained
+    # in 1.2s"; "green preview healthy at http://…"); "" for nothing.
+    note: str = ""
 
     def health_line(self) -> str:
         """'canary 2/2 up · stable 2/2 up', or '' when the provider does not report health."""
@@ -687,6 +756,14 @@ class ReleasePlan:
     changes: ReleaseChanges = field(default_factory=ReleaseChanges)
     migrations: tuple[Migration, ...] = ()  # in the order they run
     contract_after: float = 3600.0  # seconds after promotion before a contract migration
+    cohorts: tuple[Cohort, ...] = ()  # release.cohorts (strategy ab)
+    batch: int = 0  # rolling: servers per batch (release.rolling.batch as a count)
+    batch_share: float = 0.0  # rolling: or a share of the servers, 0..1
+    batch_bake: float = 0.0  # rolling: the gates' bake after each batch
+    drain: float = 45.0  # blue-green: seconds the old side drains at a switch
+
+    def cohort(self, name: str) -> Cohort | None:
+        return next((c for c in self.cohorts if c.name == name), None)
 
     @property
     def canary(self) -> str:

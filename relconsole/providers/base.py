@@ -19,6 +19,7 @@ from relconsole.model import (
     MetricPair,
     MetricSpec,
     ReleasePlan,
+    Route,
     TrafficState,
 )
 
@@ -92,6 +93,31 @@ class TrafficProvider(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class RouteTraffic(Protocol):
+    """A traffic provider that routes by more than a weight: cohorts (ab), a mirror
+    (shadow) or batches of servers updated in place (rolling); see `model.Route`.
+
+    The engine calls `set_route` instead of `set_weight` for a release whose strategy
+    needs it, and on rollback with `weight` 0 and an empty `Route()`, which must undo
+    everything (cohorts removed, mirror off, done batches back on the old version). It
+    returns once the change is applied and read back; `read()` reports the live
+    `TrafficState.route`, which the engine compares with what it asked for.
+    `action_timeout` (seconds), where present, bounds one call instead of
+    release.call_timeout: a batch's deploy and health wait, a switch's drain.
+    """
+
+    async def set_route(self, weight: int, route: Route, *, reason: str) -> None: ...
+
+
+def routes(provider: object) -> bool:
+    """Whether a traffic provider routes by more than a weight (`RouteTraffic`)."""
+    said = getattr(provider, "routes_supported", None)  # the watch-only facade
+    if said is not None:
+        return bool(said)
+    return isinstance(provider, RouteTraffic)
 
 
 @runtime_checkable

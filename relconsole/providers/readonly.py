@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relconsole.model import CounterPair, Flag, MetricPair, MetricSpec, TrafficState
+from relconsole.model import CounterPair, Flag, MetricPair, MetricSpec, Route, TrafficState
 from relconsole.providers.base import (
     FlagProvider,
     MetricsProvider,
@@ -17,6 +17,7 @@ from relconsole.providers.base import (
     TrafficProvider,
     owns_steps,
     reads_counters,
+    routes,
 )
 
 
@@ -54,12 +55,16 @@ class ReadOnlyTraffic:
         self._inner = inner
         self.name = inner.name
         self.controls_steps = owns_steps(inner)
+        self.routes_supported = routes(inner)
 
     async def read(self) -> TrafficState:
         return await self._inner.read()
 
     async def set_weight(self, weight: int, *, reason: str) -> None:
         raise _refuse("changing traffic weight")
+
+    async def set_route(self, weight: int, route: Route, *, reason: str) -> None:
+        raise _refuse("changing traffic routes")
 
     # A controller's moves (Argo Rollouts' promote, abort, …) are refused alike.
     async def promote(self, *, full: bool, reason: str, actor: str) -> None:
