@@ -548,6 +548,29 @@ class FlagKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Segment:
+    """Who a flag is on for whatever its percentage: users whose `attribute` is one of
+    `values` ("userId" in [alice, bob]; "plan" in [beta]; "country" in [DE, FR]).
+
+    The attribute is the evaluation context's key as the application sends it (flagd,
+    OpenFeature), an Unleash context field or a LaunchDarkly/Split attribute; user ids
+    are the context's targeting key (`key` in LaunchDarkly, the user id in Split).
+    """
+
+    attribute: str
+    values: tuple[str, ...]
+
+    def text(self) -> str:
+        """'plan = beta', 'country in DE, FR'."""
+        if len(self.values) == 1:
+            return f"{self.attribute} = {self.values[0]}"
+        return f"{self.attribute} in {', '.join(self.values)}"
+
+    def same(self, other: Segment) -> bool:
+        return self.attribute == other.attribute and set(self.values) == set(other.values)
+
+
+@dataclass(frozen=True)
 class Flag:
     key: str
     kind: FlagKind
@@ -562,6 +585,9 @@ class Flag:
     expires: float | None = None  # an explicit expiry date set on the flag
     environment: str = ""  # the environment whose state `enabled`/`rollout` describe
     stale: bool = False  # the provider itself marks the flag stale (Unleash)
+    # Cohorts the flag is on for besides its rollout, as the provider reads them back;
+    # None where the provider does not read targeting.
+    segments: tuple[Segment, ...] | None = None
 
     @property
     def killed(self) -> bool:

@@ -20,6 +20,7 @@ from relconsole.model import (
     MetricSpec,
     ReleasePlan,
     Route,
+    Segment,
     TrafficState,
 )
 
@@ -166,6 +167,29 @@ class FlagProvider(Protocol):
     async def set_rollout(self, key: str, percent: int, *, reason: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FlagTargeting(Protocol):
+    """What a flag provider may add: a flag rolled out to a cohort (`Segment`) before or
+    beside its percentage. Optional (`targets_segments`).
+
+    `target` adds the segment, or replaces the one on the same attribute, as a rule that
+    serves the flag's "on" variation to it; `untarget` removes the rule on that attribute.
+    Everything else about the flag (its percentage, other rules, fields this code does not
+    know) is kept. `list_flags` then reads `Flag.segments` back for the engine to verify.
+    """
+
+    async def target(self, key: str, segment: Segment, *, reason: str) -> None: ...
+
+    async def untarget(self, key: str, attribute: str, *, reason: str) -> None: ...
+
+
+def targets_segments(provider: object) -> bool:
+    said = getattr(provider, "segments_supported", None)  # the watch-only facade
+    if said is not None:
+        return bool(said)
+    return isinstance(provider, FlagTargeting)
 
 
 @dataclass

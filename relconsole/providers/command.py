@@ -273,7 +273,10 @@ class CommandTraffic:
         return None
 
 
-def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> CommandTraffic:
+def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> object:
+    if ctx.plan.strategy == "rolling":
+        from relconsole.providers.rolling import build_command_rolling
+        return build_command_rolling(settings, ctx)
     parsed = parse_settings(settings, call_timeout=ctx.plan.call_timeout)
     values = {
         "version": ctx.versions.get("canary") or ctx.plan.version,

@@ -511,7 +511,14 @@ def _int(text: str | None) -> int:
         return 0
 
 
-def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> HAProxyTraffic:
+def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> object:
+    # Each strategy that routes by more than a weight has its own module beside this one.
+    if ctx.plan.strategy == "ab":
+        from relconsole.providers.haproxy_cohorts import build_cohort_traffic
+        return build_cohort_traffic(settings, ctx)
+    if ctx.plan.strategy == "rolling":
+        from relconsole.providers.rolling import build_haproxy_rolling
+        return build_haproxy_rolling(settings, ctx)
     parsed = parse_settings(settings, strategy=ctx.plan.strategy,
                             call_timeout=ctx.plan.call_timeout)
     return HAProxyTraffic(parsed)
