@@ -24,6 +24,7 @@ from relconsole.config import ConfigError, LoadedConfig, load_config
 from relconsole.config.analysis_template import TemplateError
 from relconsole.config.errors import ConfigProblems
 from relconsole.config.gates_from import apply as apply_gates_from
+from relconsole.config.load import rolling_steps
 from relconsole.config.rules import PLAN_OWNERS
 from relconsole.engine.journal import Journal, head_path, journal_path
 from relconsole.engine.lease import Lease, LeaseInfo, any_driven, current_holder
@@ -37,17 +38,19 @@ from relconsole.engine.paths import (
     state_warning,
 )
 from relconsole.engine.release import ReleaseEngine
-from relconsole.model import Actor, Mode, Step, TrafficState
+from relconsole.model import Actor, Mode, ReleasePlan, Step, TrafficState
 from relconsole.notify.bridge import NotifyBridge, open_bridge
-from relconsole.providers import registry
+from relconsole.providers import registry, strategies
 from relconsole.providers.base import (
     BuildContext,
     FlagProvider,
     MetricsProvider,
     ProviderError,
     TrafficProvider,
+    routes,
 )
 from relconsole.providers.sim import SCENARIOS
+from relconsole.providers.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from relconsole.providers.argo.lease import KubeLease, KubeLeases
@@ -96,7 +99,46 @@ def build_providers(
     if traffic is None:
         raise cfg.error(("providers",), "no traffic provider is configured",
                         "Add providers.traffic (for example {type: sim}).")
+    _check_plugin_strategy(cfg)
+    if cfg.plan.routed and not routes(traffic):
+        raise cfg.error(
+            ("release", "strategy"),
+            f"strategy {cfg.plan.strategy} routes by more than a weight, and traffic provider "
+            f"{cfg.providers['traffic'].get('type')} cannot (it has no set_route)",
+            "Traffic providers that can: "
+            + (", ".join(strategies.providers_for(cfg.plan.strategy)) or "none built in"))
+    if cfg.plan.strategy == "rolling":
+        cfg.plan = _with_batches(cfg, traffic)
     return Providers(traffic=traffic, metrics=metrics, flags=flags, shared=ctx.shared)
+
+
+def _check_plugin_strategy(cfg: LoadedConfig) -> None:
+    """A plugin does the strategies its factory says (`strategies`), else canary only;
+    the built-in providers are checked with the file (config/rules.check_strategy)."""
+    kind = str(cfg.providers["traffic"].get("type"))
+    if kind in STRATEGIES:
+        return
+    table = getattr(registry.factory("traffic", kind), "strategies", None)
+    can = strategies.supported(kind, table if isinstance(table, dict) else None)
+    if cfg.plan.strategy not in can:
+        raise cfg.error(
+            ("release", "strategy"),
+            f"traffic provider {kind} cannot do strategy {cfg.plan.strategy} (it does "
+            f"{', '.join(can)})",
+            "Traffic providers that can: "
+            + (", ".join(strategies.providers_for(cfg.plan.strategy)) or "none built in"))
+
+
+def _with_batches(cfg: LoadedConfig, traffic: object) -> ReleasePlan:
+    """Strategy rolling: one step per batch of the servers the provider updates."""
+    servers = getattr(traffic, "servers", None)
+    if not isinstance(servers, tuple) or not servers:
+        raise cfg.error(("providers", "traffic"),
+                        "strategy rolling: this traffic provider names no servers to update",
+                        "List them: servers: [app1, app2, app3]")
+    plan = cfg.plan
+    return dataclasses.replace(plan, steps=rolling_steps(len(servers), plan.batch, plan.batch_share,
+                                             plan.batch_bake))
 
 
 # How long the start-up read of a Rollout (its plan, its AnalysisTemplate) may take.

@@ -54,6 +54,10 @@ class Role(StrEnum):
     BASELINE = "baseline"
 
 
+# Strategies whose steps route by more than a weight: the engine calls set_route.
+ROUTED_STRATEGIES = ("ab", "rolling", "shadow")
+
+
 @dataclass(frozen=True)
 class Route:
     """What a step sends to the new version besides the weight (release.strategy).
@@ -786,10 +790,14 @@ class ReleasePlan:
     batch: int = 0  # rolling: servers per batch (release.rolling.batch as a count)
     batch_share: float = 0.0  # rolling: or a share of the servers, 0..1
     batch_bake: float = 0.0  # rolling: the gates' bake after each batch
-    drain: float = 45.0  # blue-green: seconds the old side drains at a switch
 
     def cohort(self, name: str) -> Cohort | None:
         return next((c for c in self.cohorts if c.name == name), None)
+
+    @property
+    def routed(self) -> bool:
+        """Whether the strategy routes by more than a weight (`Route`, `set_route`)."""
+        return self.strategy in ROUTED_STRATEGIES
 
     @property
     def canary(self) -> str:

@@ -10,8 +10,9 @@ one, three times.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,10 +40,13 @@ from relconsole.config.schema import (
     PROVIDER_KINDS,
     TEXT_PATHS,
     ChangesModel,
+    CohortModel,
     ContactModel,
     FlagsAuditModel,
     GateModel,
     MetricModel,
+    ReleaseModel,
+    RollingModel,
     RootModel,
     matches,
     parse_min_up,
@@ -50,6 +54,7 @@ from relconsole.config.schema import (
 from relconsole.config.yaml_lines import Composer, compose
 from relconsole.model import (
     ApiChange,
+    Cohort,
     Contact,
     Dependency,
     FlagAuditPolicy,
@@ -59,6 +64,7 @@ from relconsole.model import (
     Migration,
     ReleaseChanges,
     ReleasePlan,
+    Route,
     Step,
 )
 from relconsole.schedule import Freeze, Schedule, Window, parse_clock, parse_days
@@ -253,8 +259,9 @@ def to_plan(model: RootModel) -> ReleasePlan:
         version=release.version,
         environment=release.environment,
         strategy=release.strategy,
-        steps=tuple(Step(weight=s.weight, bake=s.bake, at=s.at or "")
-                    for s in release.steps or ()),
+        steps=plan_steps(release),
+        cohorts=tuple(_cohort(name, c) for name, c in release.cohorts.items()),
+        **_rolling(release.rolling),
         schedule=_schedule(release),
         auto_advance=release.auto_advance,
         auto_rollback=release.auto_rollback,
@@ -283,6 +290,64 @@ def to_plan(model: RootModel) -> ReleasePlan:
                          for m in release.migrations),
         contract_after=release.contract_after,
     )
+
+
+def plan_steps(release: ReleaseModel) -> tuple[Step, ...]:
+    """The engine's steps for what the file says, in the strategy's shape.
+
+    A route is cumulative (a weight step after a cohort step keeps the cohort), so the
+    plan only ever grows. Blue-green's one step becomes the switch and its end: the bake
+    after the switch is a step of its own, so the release is not done the moment all
+    traffic moves. Rolling's steps are its batches, built once the traffic provider has
+    said how many servers it updates (`rolling_steps`).
+    """
+    written = release.steps or []
+    if release.strategy == "blue-green":
+        if len(written) != 1:
+            return ()
+        only = written[0]
+        return (Step(weight=100, bake=only.bake, at=only.at or "", label="switch"),
+                Step(weight=100, label="done"))
+    out: list[Step] = []
+    route = Route()
+    weight = 0
+    for s in written:
+        if s.cohort is not None:
+            route = replace(route, cohorts=(*route.cohorts, s.cohort))
+            label = f"cohort {s.cohort}"
+        elif s.mirror is not None:
+            route = replace(route, mirror=s.mirror)
+            label = f"mirror {s.mirror}%"
+        else:
+            assert s.weight is not None
+            weight = s.weight
+            label = ""
+        out.append(Step(weight=weight, bake=s.bake, at=s.at or "", route=route, label=label))
+    return tuple(out)
+
+
+def rolling_steps(servers: int, batch: int, share: float, bake: float) -> tuple[Step, ...]:
+    """One step per batch of `servers` (each `batch` servers, or a `share` of them,
+    at least one), the weight the share of servers on the new version."""
+    size = batch if batch else max(1, math.ceil(share * servers))
+    count = max(1, math.ceil(servers / size))
+    return tuple(
+        Step(weight=round(100 * min(servers, (k + 1) * size) / servers) if servers else 100,
+             bake=bake, route=Route(batches=k + 1), label=f"batch {k + 1}")
+        for k in range(count))
+
+
+def _cohort(name: str, c: CohortModel) -> Cohort:
+    return Cohort(name=name, header=c.header or "", cookie=c.cookie or "",
+                  values=tuple(c.values), hash=c.hash or "", percent=c.percent or 0)
+
+
+def _rolling(rolling: RollingModel | None) -> dict[str, Any]:
+    if rolling is None:
+        return {}
+    number, is_share = parse_min_up(rolling.batch)
+    return {"batch": 0 if is_share else int(number), "batch_share": number if is_share else 0.0,
+            "batch_bake": rolling.bake}
 
 
 def _metric(name: str, metric: MetricModel) -> MetricSpec:

@@ -12,6 +12,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +35,7 @@ from relconsole.config.schema import (
     valid_fields,
 )
 from relconsole.model import FlagKind
+from relconsole.providers.strategies import STRATEGIES, providers_for
 from relconsole.suggest import clip, did_you_mean
 
 Fail = Callable[[KeyPath, str, str], ConfigError]
@@ -63,6 +65,11 @@ class Parts:
     contacts: tuple[tuple[str, int, ContactModel], ...] = ()
     dependencies: tuple[tuple[int, DependencyModel], ...] = ()  # valid ones, with their index
     migrations: tuple[tuple[int, MigrationModel], ...] = ()  # valid ones, with their index
+    strategy: str | None = None  # release.strategy, when valid
+    cohorts: tuple[str, ...] | None = None  # the names of release.cohorts, when valid
+    cohorts_written: bool = False
+    rolling_written: bool = False  # release.rolling is in the file
+    baseline_version: str | None = None  # versions.baseline
 
     @classmethod
     def of_model(cls, model: RootModel) -> Parts:
@@ -88,6 +95,11 @@ class Parts:
                            for i, c in enumerate(getattr(release, kind))),
             dependencies=tuple(enumerate(release.changes.dependencies)),
             migrations=tuple(enumerate(release.migrations)),
+            strategy=release.strategy,
+            cohorts=tuple(release.cohorts),
+            cohorts_written=bool(release.cohorts),
+            rolling_written=release.rolling is not None,
+            baseline_version=model.versions.baseline,
         )
 
     @classmethod
@@ -145,6 +157,11 @@ class Parts:
             dependencies=_valid_dependencies(raw_release),
             migrations=tuple(_valid_items(raw_release.get("migrations"), MigrationModel))
             if isinstance(raw_release, dict) else (),
+            strategy=release.get("strategy"),
+            cohorts=tuple(release["cohorts"]) if "cohorts" in release else None,
+            cohorts_written=isinstance(raw_release, dict) and bool(raw_release.get("cohorts")),
+            rolling_written=isinstance(raw_release, dict) and "rolling" in raw_release,
+            baseline_version=versions.get("baseline"),
         )
 
 
@@ -178,6 +195,9 @@ PLAN_OWNERS = ("argo-rollouts",)
 
 def check_steps(parts: Parts, fail: Fail) -> list[ConfigError]:
     steps = parts.steps
+    strategy = parts.strategy or "canary"
+    if strategy == "rolling":
+        return _rolling_steps(parts, fail)
     if steps is None:
         if parts.steps_written or parts.traffic_type in PLAN_OWNERS:
             return []
@@ -198,34 +218,176 @@ def check_steps(parts: Parts, fail: Fail) -> list[ConfigError]:
                 "Add at least one step, e.g. steps: [{weight: 10, bake: 2m}, {weight: 100}]",
             )
         ]
-    problems = []
-    if steps[0].weight == 0:
+    if strategy == "blue-green":
+        return _blue_green_steps(steps, fail)
+    problems = _route_steps(steps, strategy, parts, fail)
+    weighted = [(i, st) for i, st in enumerate(steps) if st.weight is not None]
+    if not weighted:
+        return [*problems, fail(
+            ("release", "steps"),
+            "no step sends users to the canary by weight, so the release never ends",
+            "End the steps with weights, e.g. - {weight: 10, bake: 2m} and - {weight: 100}")]
+    first_i, first = weighted[0]
+    if first.weight == 0:
         problems.append(
             fail(
-                ("release", "steps", 0, "weight"),
+                ("release", "steps", first_i, "weight"),
                 "the first step sends no traffic to the canary (weight 0), so no gate can "
                 "judge it and the release would bake blind",
                 "Start with a small weight, e.g. - {weight: 1, bake: 1m}",
             )
         )
-    for i in range(1, len(steps)):
-        if steps[i].weight <= steps[i - 1].weight:
+    for (_, before), (i, step) in pairwise(weighted):
+        assert before.weight is not None and step.weight is not None
+        if step.weight <= before.weight:
             problems.append(
                 fail(
                     ("release", "steps", i, "weight"),
-                    f"weights must increase ({steps[i].weight} after {steps[i - 1].weight})",
+                    f"weights must increase ({step.weight} after {before.weight})",
                     "Make each step's weight larger than the one before",
                 )
             )
             break  # one step out of order makes every later one look wrong too
-    if steps[-1].weight != 100:
+    last_i, last = weighted[-1]
+    if last.weight != 100 or last_i != len(steps) - 1:
         problems.append(
             fail(
-                ("release", "steps", len(steps) - 1, "weight"),
-                f"the last step must send 100% of traffic to the canary (it is {steps[-1].weight})",
+                ("release", "steps", len(steps) - 1,
+                 "weight" if steps[-1].weight is not None else "cohort"
+                 if steps[-1].cohort is not None else "mirror"),
+                f"the last step must send 100% of traffic to the canary (it is "
+                f"{_target(steps[-1])})",
                 "End the steps with - {weight: 100}",
             )
         )
+    return problems
+
+
+def _target(step: StepModel) -> str:
+    if step.cohort is not None:
+        return f"cohort {step.cohort}"
+    if step.mirror is not None:
+        return f"a {step.mirror}% mirror"
+    return str(step.weight)
+
+
+def _rolling_steps(parts: Parts, fail: Fail) -> list[ConfigError]:
+    problems = []
+    if parts.steps_written:
+        problems.append(fail(
+            ("release", "steps"),
+            "strategy rolling takes no release.steps: its steps are the batches of servers",
+            "Remove release.steps and write release.rolling: {batch: 1, bake: 1m}"))
+    if not parts.rolling_written:
+        problems.append(fail(
+            ("release", "strategy"),
+            "strategy rolling needs release.rolling (how many servers per batch, and the "
+            "bake after each)",
+            "Add release.rolling: {batch: 1, bake: 1m} (or batch: 25%)"))
+    return problems
+
+
+def _blue_green_steps(steps: list[StepModel], fail: Fail) -> list[ConfigError]:
+    if len(steps) == 1 and steps[0].weight == 100:
+        return []
+    return [fail(
+        ("release", "steps"),
+        "blue-green switches all traffic at once, so it has one step: the switch to 100% "
+        f"and the bake after it (this file has {len(steps)} step(s), the first "
+        f"{_target(steps[0])})",
+        "Write steps: [{weight: 100, bake: 10m}]; for a share at a time use strategy canary")]
+
+
+def _route_steps(steps: list[StepModel], strategy: str, parts: Parts,
+                 fail: Fail) -> list[ConfigError]:
+    """Cohort (ab) and mirror (shadow) steps: only with their strategy, before every
+    weight, each cohort known and once, mirrors growing."""
+    problems: list[ConfigError] = []
+    seen_weight = False
+    cohorts: list[str] = []
+    mirrors: list[int] = []
+    for i, step in enumerate(steps):
+        if step.weight is not None:
+            seen_weight = True
+            continue
+        key, needs = ("cohort", "ab") if step.cohort is not None else ("mirror", "shadow")
+        where = ("release", "steps", i, key)
+        if strategy != needs:
+            problems.append(fail(
+                where, f"a {key} step needs strategy {needs} (release.strategy is {strategy})",
+                f"Set release.strategy: {needs}, or write this step as - {{weight: …}}"))
+            continue
+        if seen_weight:
+            problems.append(fail(
+                where, f"{key} steps come before the weight steps (a {key} step after a "
+                "weight would route fewer users than the step before it)",
+                f"Move the {key} steps to the start of release.steps"))
+        if step.cohort is not None:
+            known = parts.cohorts
+            if known is not None and step.cohort not in known:
+                guess = did_you_mean(step.cohort, list(known))
+                problems.append(fail(
+                    where, f"no cohort named {clip(step.cohort)} in release.cohorts",
+                    guess or "Define it under release.cohorts, e.g. beta-users: "
+                    "{header: X-User-Group, values: [beta]}"))
+            elif step.cohort in cohorts:
+                problems.append(fail(
+                    where, f"cohort {clip(step.cohort)} is already routed by an earlier step",
+                    "List each cohort once"))
+            cohorts.append(step.cohort)
+        if step.mirror is not None:
+            if mirrors and step.mirror <= mirrors[-1]:
+                problems.append(fail(
+                    where, f"mirror shares must increase ({step.mirror} after {mirrors[-1]})",
+                    "Make each mirror step's share larger than the one before"))
+            mirrors.append(step.mirror)
+    if strategy == "ab" and not cohorts:
+        problems.append(fail(
+            ("release", "steps"),
+            "strategy ab, but no step routes a cohort: it would run as a plain canary",
+            "Start with - {cohort: NAME, bake: …} (a release.cohorts name), or use "
+            "strategy canary"))
+    if strategy == "shadow" and not mirrors:
+        problems.append(fail(
+            ("release", "steps"),
+            "strategy shadow, but no step mirrors traffic: it would run as a plain canary",
+            "Start with - {mirror: 20, bake: …}, or use strategy canary"))
+    return problems
+
+
+def check_strategy(parts: Parts, fail: Fail) -> list[ConfigError]:
+    """Every key a strategy reads is only given with that strategy, and the traffic
+    provider can do the strategy at all (a setting accepted and ignored would shield no
+    one while the operator believes it does)."""
+    strategy = parts.strategy or "canary"
+    problems = []
+    if parts.cohorts_written and strategy != "ab":
+        problems.append(fail(
+            ("release", "cohorts"),
+            f"release.cohorts is only read by strategy ab (release.strategy is {strategy})",
+            "Set release.strategy: ab and route them with - {cohort: NAME} steps, or "
+            "remove release.cohorts"))
+    if parts.rolling_written and strategy != "rolling":
+        problems.append(fail(
+            ("release", "rolling"),
+            f"release.rolling is only read by strategy rolling (release.strategy is "
+            f"{strategy})",
+            "Set release.strategy: rolling, or remove release.rolling"))
+    if strategy == "rolling" and parts.baseline_version == "":
+        problems.append(fail(
+            ("versions",),
+            "strategy rolling re-deploys the old version on rollback, so versions.baseline "
+            "must name it",
+            "Add versions: {baseline: 1.4.2} (the version the servers run now)"))
+    kind = parts.traffic_type
+    if kind in STRATEGIES and strategy not in STRATEGIES[kind]:
+        can = providers_for(strategy)
+        problems.append(fail(
+            ("release", "strategy"),
+            f"traffic provider {kind} cannot do strategy {strategy} (it does "
+            f"{', '.join(STRATEGIES[kind])})",
+            (f"Traffic providers that can: {', '.join(can)}" if can else
+             "No built-in traffic provider can") + "; or choose a strategy it does"))
     return problems
 
 
@@ -532,6 +694,7 @@ def check_migrations(parts: Parts, fail: Fail) -> list[ConfigError]:
 
 RULES: tuple[Callable[[Parts, Fail], list[ConfigError]], ...] = (
     check_steps,
+    check_strategy,
     check_timing,
     check_gates,
     check_flags_audit,

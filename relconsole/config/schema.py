@@ -130,11 +130,77 @@ class _Strict(BaseModel):
 
 
 class StepModel(_Strict):
-    weight: Int = Field(ge=0, le=100)
+    """One step: a weight, or (strategy ab) a cohort, or (strategy shadow) a mirror share."""
+
+    weight: Annotated[Int, Field(ge=0, le=100)] | None = None
+    cohort: Text | None = None  # a release.cohorts name routed to the canary (ab)
+    mirror: Annotated[Int, Field(ge=1, le=100)] | None = None  # percent copied (shadow)
     bake: Duration = 0.0
     # The step is not begun before this clock time ("14:00" in release.timezone, or a
     # date and time): held like a bake, cut short only with --skip-bake and a reason.
     at: Annotated[str | None, BeforeValidator(_at)] = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> StepModel:
+        given = [k for k in ("weight", "cohort", "mirror") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "step", "{problem}",
+                {"problem": ("a step needs a weight" if not given else
+                             f"a step has one target, not {' and '.join(given)}"),
+                 "hint": "Write - {weight: 10, bake: 2m}; with strategy ab a step may be "
+                         "- {cohort: beta-users}, with strategy shadow - {mirror: 20}"})
+        return self
+
+
+class CohortModel(_Strict):
+    """Users sent to the canary by who they are (strategy ab): one of header, cookie or
+    hash; header and cookie take values, hash (a sticky hash of a user id) a percent."""
+
+    header: Text | None = None
+    cookie: Text | None = None
+    values: list[Text] = Field(default_factory=list)
+    hash: Text | None = None  # the header that carries the user id
+    percent: Annotated[Int, Field(ge=1, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> CohortModel:
+        ways = [k for k in ("header", "cookie", "hash") if getattr(self, k) is not None]
+        hint = ("Write {header: X-User-Group, values: [beta]}, {cookie: NAME, values: [v]} "
+                "or {hash: X-User-Id, percent: 10}")
+        if len(ways) != 1:
+            problem = ("a cohort needs header:, cookie: or hash:" if not ways else
+                       f"a cohort is picked one way, not by {' and '.join(ways)}")
+            raise PydanticCustomError("cohort", "{problem}", {"problem": problem, "hint": hint})
+        if self.hash is not None and (self.percent is None or self.values):
+            raise PydanticCustomError("cohort", "{problem}", {
+                "problem": "a hash cohort takes percent: (the share of users), not values:",
+                "hint": hint})
+        if self.hash is None and (not self.values or self.percent is not None):
+            raise PydanticCustomError("cohort", "{problem}", {
+                "problem": f"a {ways[0]} cohort takes values: (who is in it), not percent:",
+                "hint": hint})
+        return self
+
+
+def _batch(value: Any) -> Any:
+    try:
+        parse_min_up(value)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "batch", "{problem}",
+            {"problem": str(exc),
+             "hint": "Write batch: 1 (servers per batch) or batch: 25% (a share of them)"},
+        ) from None
+    return value
+
+
+class RollingModel(_Strict):
+    """Strategy rolling: servers updated in place, `batch` at a time, the gates baking
+    `bake` after each batch."""
+
+    batch: Annotated[int | str, BeforeValidator(_batch)] = 1
+    bake: Duration = 0.0
 
 
 class WindowModel(_Strict):
@@ -264,8 +330,11 @@ class ReleaseModel(_Strict):
     version: Text
     environment: Text
     strategy: Literal["canary", "blue-green", "rolling", "ab", "shadow"] = "canary"
-    # Left out where the traffic provider's controller owns the plan (argo-rollouts).
+    # Left out where the traffic provider's controller owns the plan (argo-rollouts),
+    # and for strategy rolling (its steps are the batches).
     steps: list[StepModel] | None = None
+    cohorts: dict[str, CohortModel] = Field(default_factory=dict)  # strategy ab
+    rolling: RollingModel | None = None  # strategy rolling
     timezone: Annotated[str, BeforeValidator(_zone)] = "UTC"
     windows: list[WindowModel] = Field(default_factory=list)
     freeze: list[FreezeModel] = Field(default_factory=list)

@@ -15,7 +15,8 @@ from relconsole.engine.context import EngineContext
 from relconsole.engine.journal import JournalError
 from relconsole.engine.results import ActionResult, CallFailed
 from relconsole.engine.state import EventKind
-from relconsole.model import Actor, Mode, Phase, TrafficState
+from relconsole.model import Actor, Mode, Phase, Route, TrafficState
+from relconsole.providers.base import RouteTraffic
 
 # Failed step changes in a row before the engine stops trying and pauses.
 ADVANCE_FAILURE_LIMIT = 3
@@ -23,6 +24,17 @@ ADVANCE_FAILURE_LIMIT = 3
 # What must be done before the first traffic step (the expand migrations): the refusal
 # or failure to return instead of the step, or None when traffic may move.
 BeforeFirstStep = Callable[[Actor | None], Awaitable[ActionResult | None]]
+
+
+def describe(weight: int, route: Route | None, strategy: str) -> str:
+    """Where traffic is, in the strategy's words: 'canary at 10%', 'cohort beta-users,
+    canary at 0%', '2 batches (50%)'."""
+    if route is None:
+        return f"{weight}%"
+    if strategy == "rolling":
+        return f"{route.text() or 'no batch'} updated ({weight}% of traffic)"
+    text = route.text()
+    return f"{text}, canary at {weight}%" if text else f"canary at {weight}%"
 
 
 class WeightChanges:
@@ -48,15 +60,22 @@ class WeightChanges:
             # A read below the first step's weight: the release has not started.
             self.state.phase = Phase.PENDING
         else:
-            self.state.phase = Phase.PROMOTED if step.weight >= 100 else Phase.PROGRESSING
+            # Done only at the plan's end: blue-green's switch is at 100 % and still bakes.
+            last = self.ctx.steps.next_index(index) is None
+            self.state.phase = (Phase.PROMOTED if step.weight >= 100 and last
+                                else Phase.PROGRESSING)
+        self.state.step_label = step.label if step is not None else ""
         self.state.pause_reason = ""
 
     def announce_step(self, actor: str, how: str, **data: Any) -> None:
         promoted = self.state.phase is Phase.PROMOTED
+        plan = self.ctx.plan
+        where = (describe(self.state.weight, self.state.route, plan.strategy) if plan.routed
+                 else f"canary at {self.state.weight}%")
         self.ctx.emit(
             EventKind.PROMOTED if promoted else EventKind.STEP,
-            f"{self.ctx.steps.label(self.state.step_index)}: canary at "
-            f"{self.state.weight}% ({how})" + (" — PROMOTED" if promoted else ""),
+            f"{self.ctx.steps.label(self.state.step_index)}: {where} ({how})"
+            + (" — PROMOTED" if promoted else ""),
             actor=actor,
             step=self.state.step_index + 1,
             weight=self.state.weight,
@@ -123,6 +142,7 @@ class WeightChanges:
         before = state.journal_view()
         result = await self.apply_weight(
             step.weight, intent="advance", reason=reason, actor=who, data=data,
+            route=step.route,
         )
         if not result.ok:
             return result
@@ -130,7 +150,8 @@ class WeightChanges:
         # pause): the release is where its read says.
         if self.controlled:
             read = self.ctx.obs.traffic
-            self.enter_step(self.ctx.steps.index_for_weight(state.weight))
+            self.enter_step(self.ctx.steps.index_for_weight(
+                state.weight, read.route if read is not None else None))
             self.follower.hold_promotion(read.controller if read is not None else None)
         else:
             self.enter_step(nxt)
@@ -202,8 +223,10 @@ class WeightChanges:
         if failed is not None:
             return failed
         before = state.journal_view()
+        last = self.ctx.steps.step(self.ctx.steps.last_index)
         result = await self.apply_weight(100, intent="promote", reason=reason, actor=actor,
-                                         data=self.ctx.obs.gate_data())
+                                         data=self.ctx.obs.gate_data(),
+                                         route=last.route if last is not None else None)
         if result.ok and self.controlled:
             read = self.ctx.obs.traffic or TrafficState(state.weight)
             self.enter_step(self.ctx.steps.last_index)
@@ -300,14 +323,24 @@ class WeightChanges:
 
     async def apply_weight(
         self, weight: int, *, intent: str, reason: str, actor: Actor | None,
-        data: dict[str, Any],
+        data: dict[str, Any], route: Route | None = None,
     ) -> ActionResult:
-        """Journal → call → read back → journal (safety rule 2)."""
+        """Journal → call → read back → journal (safety rule 2).
+
+        A strategy that routes by more than a weight (ab, rolling, shadow) moves with
+        `set_route` and is verified on its route too; rolling on its route alone (its
+        weight is the share of servers already updated, which health moves about).
+        """
         state = self.state
         before = state.journal_view()
+        routed = self.ctx.plan.routed
+        route = route if route is not None else Route()
+        wanted: dict[str, Any] = {"weight": weight}
+        if routed:
+            wanted["route"] = route.text() or "none"
         try:
             self.ctx.record.write(
-                intent, reason=reason, before=before, after={"weight": weight}, data=data,
+                intent, reason=reason, before=before, after=wanted, data=data,
                 actor=actor,
             )
         except JournalError as exc:
@@ -316,38 +349,67 @@ class WeightChanges:
             return await self._apply_controller(weight, intent=intent, reason=reason,
                                                 actor=actor)
         traffic = self.ctx.drive.traffic
+        asked = describe(weight, route if routed else None, self.ctx.plan.strategy)
         try:
-            await self.ctx.call("traffic", f"set weight {weight}%",
-                                traffic.set_weight(weight, reason=reason))
+            if routed:
+                mover: RouteTraffic = traffic  # type: ignore[assignment]
+                await self.ctx.move(f"set {asked}", mover.set_route(weight, route,
+                                                                     reason=reason))
+            else:
+                await self.ctx.move(f"set weight {weight}%",
+                                    traffic.set_weight(weight, reason=reason))
             read = await self.ctx.call("traffic", "read back", traffic.read())
         except CallFailed as exc:
             # The change may or may not have landed. One more read tells a change that
             # landed in part (one of two servers) from one that did not land at all.
             seen = await self.read_quietly()
-            mismatch = seen is not None and seen not in (before["weight"], weight)
-            state.expected_weight = seen if seen != weight else None
-            message = f"{intent} to {weight}% not verified: {exc}"
-            if mismatch:
-                message += f"; provider reports {seen}%"
+            seen_read = self.ctx.obs.traffic if seen is not None else None
+            landed = seen_read is not None and self._at(seen_read, weight, route)
+            mismatch = seen_read is not None and not landed and not self._at(
+                seen_read, before["weight"], state.expected_route)
+            state.expected_weight = seen if seen is not None and not landed else None
+            if seen_read is not None and not landed:
+                state.expected_route = seen_read.route
+            message = f"{intent} to {asked} not verified: {exc}"
+            if mismatch and seen_read is not None:
+                message += f"; provider reports {self._shown(seen_read)}"
             result = self.ctx.fail(intent, reason, before, message, actor)
-            # A read showing the weight asked for means only the answer was lost: the
-            # next poll verifies the change.
-            if seen != weight:
+            # A read showing what was asked means only the answer was lost: the next
+            # poll verifies the change.
+            if not landed:
                 self.after_failed_change(message, mismatch=mismatch)
             return result
         self.ctx.obs.traffic = read
         state.weight = read.canary_weight
-        if read.canary_weight != weight:
+        state.route = read.route
+        if not self._at(read, weight, route):
             # What the provider shows is known, just not what was asked: adopting it keeps
             # a later read from passing it off as a verified step.
             state.expected_weight = read.canary_weight
-            message = f"{intent} to {weight}% not verified: provider reports {read.canary_weight}%"
+            state.expected_route = read.route
+            message = (f"{intent} to {asked} not verified: provider reports "
+                       f"{self._shown(read)}")
             result = self.ctx.fail(intent, reason, before, message, actor)
             self.after_failed_change(message, mismatch=True)
             return result
-        state.expected_weight = weight
+        state.expected_weight = read.canary_weight
+        state.expected_route = read.route
         state.advance_failures = 0
-        return ActionResult(True, f"{intent}: canary at {weight}% (verified)")
+        if not routed:
+            return ActionResult(True, f"{intent}: canary at {weight}% (verified)")
+        return ActionResult(True, f"{intent}: {self._shown(read)} (verified)")
+
+    def _at(self, read: TrafficState, weight: int, route: Route) -> bool:
+        """Whether a read is where a change asked the release to be."""
+        if not self.ctx.plan.routed:
+            return read.canary_weight == weight
+        if self.ctx.plan.strategy == "rolling":
+            return read.route.same(route)
+        return read.canary_weight == weight and read.route.same(route)
+
+    def _shown(self, read: TrafficState) -> str:
+        return describe(read.canary_weight, read.route if self.ctx.plan.routed else None,
+                        self.ctx.plan.strategy)
 
     async def _apply_controller(
         self, weight: int, *, intent: str, reason: str, actor: Actor | None
@@ -380,6 +442,7 @@ class WeightChanges:
             return None
         self.ctx.obs.traffic = read
         self.state.weight = read.canary_weight
+        self.state.route = read.route
         return read.canary_weight
 
     def after_failed_change(self, message: str, *, mismatch: bool) -> None:
@@ -409,14 +472,18 @@ class WeightChanges:
             self.follower.follow(read)
             return
         state.weight = weight
+        route = read.route if read is not None else Route()
+        state.route = route
         if self.ctx.drive.mode is Mode.WATCH:
             state.expected_weight = weight
-            state.step_index = steps.index_for_weight(weight)
+            state.expected_route = route
+            self._follow_step(steps.index_for_weight(weight, route))
             return
         if state.expected_weight is None:
             # An earlier change could not be verified; this read is the verification.
             state.expected_weight = weight
-            index = steps.index_for_weight(weight)
+            state.expected_route = route
+            index = steps.index_for_weight(weight, route)
             if index != state.step_index and state.phase in (
                 Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED
             ):
@@ -429,11 +496,27 @@ class WeightChanges:
                 )
                 self.announce_step("engine", "verified on a later read")
             return
-        if weight != state.expected_weight and not state.rolling_back:
+        if self.ctx.plan.strategy == "rolling":
+            # A rolling release's weight is the share of updated servers in rotation,
+            # which a health check moves; what relconsole changed is the batches.
+            state.expected_weight = weight
+            moved = not route.same(state.expected_route)
+        else:
+            moved = weight != state.expected_weight or not route.same(state.expected_route)
+        if moved and not state.rolling_back:
             # Someone changed the weight behind our back: stop acting on a plan that no
             # longer matches reality and let a human decide.
-            was = state.expected_weight
+            was = describe(state.expected_weight or 0, state.expected_route
+                           if self.ctx.plan.routed else None, self.ctx.plan.strategy)
             state.expected_weight = weight
-            state.step_index = steps.index_for_weight(weight)
+            state.expected_route = route
+            self._follow_step(steps.index_for_weight(weight, route))
             if state.phase in (Phase.PROGRESSING, Phase.PENDING):
-                self.set_paused(f"traffic changed outside relconsole: {was}% → {weight}%")
+                now = describe(weight, route if self.ctx.plan.routed else None,
+                               self.ctx.plan.strategy)
+                self.set_paused(f"traffic changed outside relconsole: {was} → {now}")
+
+    def _follow_step(self, index: int) -> None:
+        step = self.ctx.steps.step(index)
+        self.state.step_index = index
+        self.state.step_label = step.label if step is not None else ""

@@ -41,6 +41,13 @@ class EngineContext:
     async def call(self, source: str, what: str, coro: Awaitable[T]) -> T:
         return await call_provider(source, what, coro, self.plan.call_timeout)
 
+    async def move(self, what: str, coro: Awaitable[T]) -> T:
+        """A traffic change: bounded by the provider's own `action_timeout` where it has
+        one (a blue-green drain, a rolling batch's deploys) instead of call_timeout."""
+        own = getattr(self.drive.traffic, "action_timeout", None)
+        limit = float(own) if isinstance(own, int | float) and own > 0 else self.plan.call_timeout
+        return await call_provider("traffic", what, coro, limit)
+
     def emit(self, kind: EventKind, message: str, actor: str = "", **data: Any) -> None:
         self.bus.emit(kind, message, actor=actor, **data)
 

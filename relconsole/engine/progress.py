@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relconsole.engine.state import RollbackCause
-from relconsole.model import Phase
+from relconsole.model import Phase, Route
 
 
 @dataclass
@@ -37,6 +37,14 @@ class ReleaseState:
     """The last weight read from the traffic provider."""
     expected_weight: int | None = None
     """What this engine last verified; None: unknown, adopt what the provider says next."""
+    route: Route = field(default_factory=Route)
+    """The last route (cohorts, mirror, batches) read from the traffic provider."""
+    expected_route: Route = field(default_factory=Route)
+    """The route this engine last verified (with `expected_weight`)."""
+    strategy: str = "canary"
+    """release.strategy, so every journal record names it."""
+    step_label: str = ""
+    """What the current step is in the strategy's words ("cohort beta-users", "switch")."""
     bake_elapsed: float = 0.0
     last_tick: float | None = None
     pause_reason: str = ""
@@ -84,7 +92,12 @@ class ReleaseState:
             "phase": self.phase.value,
             "step": self.step_index + 1,
             "weight": self.weight,
+            "strategy": self.strategy,
         }
+        if self.step_label:
+            state["step_label"] = self.step_label
+        if self.route:
+            state["route"] = self.route.text()
         if self.pause_reason:
             state["pause_reason"] = self.pause_reason
         return state

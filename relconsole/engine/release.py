@@ -103,7 +103,7 @@ class ReleaseEngine:
             bus=self._bus, driver=driver, driver_since=driver_since,
             driver_probe=driver_probe, heartbeat=heartbeat,
         )
-        self._state = ReleaseState()
+        self._state = ReleaseState(strategy=plan.strategy)
         self._health = ProviderHealth(clock, self._bus)
         self._obs = Observations(plan, self._health, self._bus)
         record = Recorder(journal, self._drive, self._health, self._state, actor)
@@ -241,6 +241,7 @@ class ReleaseEngine:
             self._obs.traffic = read
             state.weight = read.canary_weight
             state.expected_weight = read.canary_weight
+            state.route = state.expected_route = read.route
             self._health.note("traffic", None)
             weight_known = True
         except CallFailed as exc:
@@ -248,7 +249,10 @@ class ReleaseEngine:
             weight_known = False
             if records:
                 state.weight = recovery.weight_from_journal(records[-1])
-        state.step_index = self.steps.index_for_weight(state.weight)
+        state.step_index = self.steps.index_for_weight(
+            state.weight, state.route if weight_known else None)
+        known = self.steps.step(state.step_index)
+        state.step_label = known.label if known is not None else ""
         found = recovery.recover(records, weight=state.weight, weight_known=weight_known,
                                  step_index=state.step_index, now=now)
         state.phase = found.phase
@@ -625,6 +629,19 @@ class ReleaseEngine:
         if not 0 <= percent <= 100:
             return self._ctx.refuse(f"flag rollout refused: {percent} is outside 0–100")
         return await self._change_flag(FlagChange.rollout(key, percent, reason), actor)
+
+    async def set_flag_cohort(
+        self, key: str, attribute: str, values: tuple[str, ...], reason: str,
+        actor: Actor | None = None,
+    ) -> ActionResult:
+        """Serve a flag to the users whose `attribute` is one of `values`, whatever its
+        percentage (`flag.target`); with no values, stop (`flag.untarget`)."""
+        self._drive.require("change a flag")
+        change = FlagChange.cohort(key, attribute, values, reason)
+        refusal = self._flag_actions.cohort_refusal(change, values)
+        if refusal is not None:
+            return self._ctx.refuse(refusal)
+        return await self._change_flag(change, actor)
 
     async def _change_flag(self, change: FlagChange, actor: Actor | None) -> ActionResult:
         if self._drive.flags is None:

@@ -13,7 +13,8 @@ from relconsole.engine.flag_actions import FlagActions, FlagChange
 from relconsole.engine.journal import JournalError
 from relconsole.engine.results import ActionResult, CallFailed
 from relconsole.engine.state import EventKind, RollbackCause
-from relconsole.model import Actor, Phase
+from relconsole.model import Actor, Phase, Route
+from relconsole.providers.base import RouteTraffic
 
 ROLLED_BACK = "rolled back: canary at 0% (verified)"
 
@@ -98,15 +99,24 @@ class Rollback:
                 # The controller's own abort (Argo Rollouts), verified by its provider
                 # once set and actual weight are 0; the read below checks it again.
                 read = await controller.send(ctx, intent, reason=rollback.reason, actor=actor)
+            elif ctx.plan.routed:
+                # Everything the strategy turned on comes off: cohorts out of the maps,
+                # the mirror off, done batches back on the old version.
+                mover: RouteTraffic = traffic  # type: ignore[assignment]
+                await ctx.move("set route back to stable",
+                               mover.set_route(0, Route(), reason=rollback.reason))
+                read = await ctx.call("traffic", "read back", traffic.read())
             else:
-                await ctx.call("traffic", "set weight 0%",
-                               traffic.set_weight(0, reason=rollback.reason))
+                await ctx.move("set weight 0%", traffic.set_weight(0, reason=rollback.reason))
                 read = await ctx.call("traffic", "read back", traffic.read())
             ctx.obs.traffic = read
             state.weight = read.canary_weight
+            state.route = read.route
             c = read.controller
             if read.canary_weight != 0:
                 failure = f"provider reports canary at {read.canary_weight}%"
+            elif read.route:
+                failure = f"provider still routes {read.route.text()} to the new version"
             elif c is not None and c.set_weight not in (None, 0):
                 failure = f"{c.system} still sets the canary at {c.set_weight}%"
         except CallFailed as exc:
@@ -121,7 +131,9 @@ class Rollback:
         if failure is None:
             state.phase = Phase.ROLLED_BACK
             state.expected_weight = 0
+            state.expected_route = Route()
             state.step_index = -1
+            state.step_label = ""
             rollback.next_at = None
             rollback.error = ""
             ctx.health.note("rollback", None)

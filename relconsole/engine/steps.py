@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from relconsole.model import ControllerState, Step, TrafficState
+from relconsole.model import ControllerState, Route, Step, TrafficState
 
 
 class StepPlan(Protocol):
@@ -22,8 +22,9 @@ class StepPlan(Protocol):
         """The step at `index`; None before the first (-1) or past the last."""
         ...
 
-    def index_for_weight(self, weight: int) -> int:
-        """The step a live canary weight corresponds to; -1 before the first step."""
+    def index_for_weight(self, weight: int, route: Route | None = None) -> int:
+        """The step a live canary weight (and route, where the strategy has one) corresponds
+        to; -1 before the first step. `route` None: not known, judged by the weight."""
         ...
 
     def next_index(self, index: int) -> int | None:
@@ -61,12 +62,21 @@ class FixedSteps:
     def step(self, index: int) -> Step | None:
         return self._steps[index] if 0 <= index < len(self._steps) else None
 
-    def index_for_weight(self, weight: int) -> int:
+    def index_for_weight(self, weight: int, route: Route | None = None) -> int:
         index = -1
         for i, step in enumerate(self._steps):
-            if step.weight <= weight:
+            if step.weight <= weight and (route is None or route.covers(step.route)):
                 index = i
+        # Steps at one position (blue-green's switch and its end, both at 100 %) cannot be
+        # told apart by a read: the first of them, so a restart bakes again rather than
+        # calling the release done.
+        while index > 0 and self._same_place(index - 1, index):
+            index -= 1
         return index
+
+    def _same_place(self, a: int, b: int) -> bool:
+        first, second = self._steps[a], self._steps[b]
+        return first.weight == second.weight and first.route.same(second.route)
 
     def next_index(self, index: int) -> int | None:
         nxt = index + 1
@@ -77,7 +87,9 @@ class FixedSteps:
         return len(self._steps) - 1
 
     def label(self, index: int) -> str:
-        return f"step {index + 1}/{len(self._steps)}"
+        text = f"step {index + 1}/{len(self._steps)}"
+        step = self.step(index)
+        return f"{text} · {step.label}" if step is not None and step.label else text
 
     def busy(self, index: int) -> str | None:
         return None
@@ -121,7 +133,7 @@ class ControllerSteps:
             return Step(weight=100)
         return Step(weight=c.plan[index].weight)
 
-    def index_for_weight(self, weight: int) -> int:
+    def index_for_weight(self, weight: int, route: Route | None = None) -> int:
         c = self.controller
         if c is None:
             return -1
