@@ -171,6 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     with_config(p)
     with_take_over(p)
+    p = flag_sub.add_parser("target", help="serve a flag to a cohort whatever its percentage "
+                                           "(flagd, unleash, launchdarkly, split)")
+    p.add_argument("key")
+    p.add_argument("--segment", required=True, metavar="ATTR=V1,V2",
+                   help="who: userId=alice,bob, plan=beta or country=DE,FR (replaces the "
+                        "flag's cohort on ATTR, if it has one)")
+    p.add_argument("--reason", required=True)
+    with_config(p)
+    with_take_over(p)
+    p = flag_sub.add_parser("untarget", help="stop serving a flag to its cohort on one "
+                                             "attribute")
+    p.add_argument("key")
+    p.add_argument("--attribute", required=True, metavar="ATTR")
+    p.add_argument("--reason", required=True)
+    with_config(p)
+    with_take_over(p)
 
     migrate = sub.add_parser("migrate", help="a database migration's down, asked for by "
                                              "an operator after a rollback")
@@ -591,7 +607,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     # An adapter's own settings are checked as it is built: only then is the file ok.
     providers = build_providers(cfg, _clock(), state=args.state_dir)
     print(f"{cfg.path}: config ok ({cfg.plan.service} {cfg.plan.version} "
-          f"→ {cfg.plan.environment}, "
+          f"→ {cfg.plan.environment}, {cfg.plan.strategy}, "
           f"{f'{len(cfg.plan.steps)} steps' if cfg.plan.steps else 'steps from the Rollout'}, "
           f"{len(cfg.plan.gates)} gates)")
     for metric in cfg.plan.metrics:
@@ -884,12 +900,46 @@ def cmd_flags(args: argparse.Namespace) -> int:
 
 
 def cmd_flag(args: argparse.Namespace) -> int:
+    if args.flag_command in ("target", "untarget"):
+        return _flag_cohort(args)
     if args.flag_command == "set":
         if not 0 <= args.percent <= 100:
             raise CliError(f"percent must be 0–100, got {args.percent}", ExitCode.USAGE)
         return _drive(args, lambda e: e.set_flag_rollout(args.key, args.percent, args.reason))
     enabled = args.flag_command == "restore"
     return _drive(args, lambda e: e.set_flag(args.key, enabled, args.reason))
+
+
+def _flag_cohort(args: argparse.Namespace) -> int:
+    """`flag target KEY --segment ATTR=V1,V2` / `flag untarget KEY --attribute ATTR`."""
+    from relconsole.engine.flag_actions import (
+        attribute_problem,
+        parse_segment,
+        targeting_refusal,
+    )
+    from relconsole.providers.base import targets_segments
+
+    if not args.reason.strip():
+        raise CliError("--reason must say why: it is journalled", ExitCode.USAGE)
+    if args.flag_command == "target":
+        segment = parse_segment(args.segment)
+        if isinstance(segment, str):
+            raise CliError(f"--segment: {segment}", ExitCode.USAGE)
+        attribute, values = segment.attribute, segment.values
+    else:
+        attribute, values = args.attribute.strip(), ()
+        problem = attribute_problem(attribute)
+        if problem:
+            raise CliError(f"--attribute: {problem}", ExitCode.USAGE)
+
+    async def act(engine: Any) -> Any:
+        provider = engine.flags_provider
+        if provider is not None and not targets_segments(provider):
+            raise CliError(f"{targeting_refusal(provider.name)} (providers.flags)",
+                           ExitCode.USAGE)
+        return await engine.set_flag_cohort(args.key, attribute, values, args.reason)
+
+    return _drive(args, act)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -178,7 +178,10 @@ class Snapshot:
         c = self.controller
         if c is not None:
             return f"step {max(self.step_index, 0)}/{len(c.plan)}"
-        return f"step {self.step_index + 1}/{len(self.plan.steps)}"
+        text = f"step {self.step_index + 1}/{len(self.plan.steps)}"
+        # The strategy's word for the step ("cohort beta-users", "switch", "batch 2").
+        step = self.step
+        return f"{text} · {step.label}" if step is not None and step.label else text
 
     @property
     def step(self) -> Step | None:
