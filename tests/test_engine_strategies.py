@@ -152,7 +152,7 @@ async def test_rolling_is_verified_on_its_batches_not_its_weight(tmp_path: Path)
     world = SimWorld(FastClock(), "healthy")
     steps = (Step(50, 0.0, route=Route(batches=1), label="batch 1"),
              Step(100, 0.0, route=Route(batches=2), label="batch 2"))
-    engine, traffic, _ = engine_for(tmp_path, "rolling", steps, traffic=Rolling(world))
+    engine, _, _ = engine_for(tmp_path, "rolling", steps, traffic=Rolling(world))
     await engine.attach()
     result = await engine.advance("first batch")
     assert result.ok, result.message
@@ -164,7 +164,7 @@ async def test_rolling_is_verified_on_its_batches_not_its_weight(tmp_path: Path)
 async def test_blue_green_bakes_after_the_switch_before_it_is_done(tmp_path: Path) -> None:
     steps = (Step(100, 30.0, label="switch"), Step(100, 0.0, label="done"))
     world = SimWorld(FastClock(), "healthy")
-    engine, traffic, _ = engine_for(tmp_path, "blue-green", steps, traffic=SimTraffic(world))
+    engine, _, _ = engine_for(tmp_path, "blue-green", steps, traffic=SimTraffic(world))
     await engine.attach()
     assert (await engine.advance("switch to green")).ok
     snap = engine.snapshot()
