@@ -47,6 +47,7 @@ from relconsole.providers.base import (
     MetricsProvider,
     ProviderError,
     TrafficProvider,
+    owns_steps,
     routes,
 )
 from relconsole.providers.sim import SCENARIOS
@@ -100,7 +101,8 @@ def build_providers(
         raise cfg.error(("providers",), "no traffic provider is configured",
                         "Add providers.traffic (for example {type: sim}).")
     _check_plugin_strategy(cfg)
-    if cfg.plan.routed and not routes(traffic):
+    # A controller that owns the plan (Argo's setMirrorRoute steps) routes by itself.
+    if cfg.plan.routed and not routes(traffic) and not owns_steps(traffic):
         raise cfg.error(
             ("release", "strategy"),
             f"strategy {cfg.plan.strategy} routes by more than a weight, and traffic provider "
@@ -131,21 +133,23 @@ def _check_plugin_strategy(cfg: LoadedConfig) -> None:
 
 def _with_batches(cfg: LoadedConfig, traffic: object) -> ReleasePlan:
     """Strategy rolling: one step per batch of the servers the provider updates."""
-    servers = getattr(traffic, "servers", None)
-    if not isinstance(servers, tuple) or not servers:
+    groups = getattr(traffic, "groups", None)
+    if not isinstance(groups, tuple) or not groups:
         raise cfg.error(("providers", "traffic"),
                         "strategy rolling: this traffic provider names no servers to update",
                         "List them: servers: [app1, app2, app3]")
-    plan = cfg.plan
-    return dataclasses.replace(plan, steps=rolling_steps(len(servers), plan.batch, plan.batch_share,
-                                             plan.batch_bake))
+    # The provider's own batches, so the steps are exactly the groups it updates.
+    return dataclasses.replace(cfg.plan, steps=rolling_steps([len(g) for g in groups],
+                                                             cfg.plan.batch_bake))
 
 
 # How long the start-up read of a Rollout (its plan, its AnalysisTemplate) may take.
 CLUSTER_READ_TIMEOUT = 30.0
 
 
-def _read_cluster(cfg: LoadedConfig, clock: Clock) -> tuple[TrafficState | None, dict[str, Any]]:
+def _read_cluster(
+    cfg: LoadedConfig, clock: Clock
+) -> tuple[TrafficState | None, dict[str, Any], list[int] | None]:
     """One read of the Rollout and (if asked for) its AnalysisTemplate, at start-up.
 
     A provider of its own, on an event loop of its own in a worker thread: this runs
@@ -155,7 +159,7 @@ def _read_cluster(cfg: LoadedConfig, clock: Clock) -> tuple[TrafficState | None,
     wanted = cfg.gates_from
     settings = cfg.providers["traffic"]
 
-    async def go() -> tuple[TrafficState | None, dict[str, Any]]:
+    async def go() -> tuple[TrafficState | None, dict[str, Any], list[int] | None]:
         ctx = BuildContext(plan=cfg.plan, clock=clock, versions=dict(cfg.versions))
         provider = registry.build_traffic(settings, ctx)
         try:
@@ -169,9 +173,15 @@ def _read_cluster(cfg: LoadedConfig, clock: Clock) -> tuple[TrafficState | None,
                     fetch(wanted.name, cluster=wanted.kind == "ClusterAnalysisTemplate"),
                     CLUSTER_READ_TIMEOUT)
             read = None
-            if cfg.plan.steps:
+            if cfg.plan.steps or cfg.plan.strategy != "canary":
                 read = await asyncio.wait_for(provider.read(), CLUSTER_READ_TIMEOUT)
-            return read, template
+            mirrors: list[int] | None = None
+            if cfg.plan.strategy == "shadow":
+                # Which of the Rollout's steps mirror: a shadow release needs one.
+                fetch_mirrors = getattr(provider, "plan_mirror_steps", None)
+                mirrors = (await asyncio.wait_for(fetch_mirrors(), CLUSTER_READ_TIMEOUT)
+                           if fetch_mirrors is not None else [])
+            return read, template, mirrors
         except TimeoutError:
             raise ProviderError(f"no answer within {CLUSTER_READ_TIMEOUT:g}s") from None
         finally:
@@ -202,6 +212,28 @@ def plan_disagreement(config_steps: tuple[Step, ...], read: TrafficState) -> str
             f"{c.resource} ({said})")
 
 
+def strategy_problem(cfg: LoadedConfig, read: TrafficState, mirrors: list[int] | None) -> None:
+    """release.strategy must be what the Rollout does: its own strategy runs, whatever
+    the file says, and an operator must not believe in a shield that is not there."""
+    c = read.controller
+    if c is None:
+        return
+    wanted = cfg.plan.strategy
+    theirs = "blue-green" if c.strategy == "BlueGreen" else "canary"
+    if (wanted == "blue-green") != (theirs == "blue-green"):
+        raise cfg.error(("release", "strategy"),
+                        f"release.strategy is {wanted}, but {c.resource} runs a "
+                        f"{'blueGreen' if theirs == 'blue-green' else 'canary'} strategy",
+                        f"Set release.strategy: {theirs} (the Rollout's own strategy is "
+                        "what runs)")
+    if wanted == "shadow" and not mirrors:
+        raise cfg.error(("release", "strategy"),
+                        f"strategy shadow, but {c.resource} has no setMirrorRoute step: it "
+                        "would run as a plain canary, with users on the new version",
+                        "Add setMirrorRoute steps (and trafficRouting.managedRoutes) to the "
+                        "Rollout, or set release.strategy: canary")
+
+
 def resolve_from_cluster(cfg: LoadedConfig, clock: Clock) -> LoadedConfig:
     """For a controller that owns the plan: import `gates_from`'s AnalysisTemplate from
     the cluster, and refuse `release.steps` that disagree with the Rollout's own steps.
@@ -209,13 +241,13 @@ def resolve_from_cluster(cfg: LoadedConfig, clock: Clock) -> LoadedConfig:
     Errors are ConfigErrors naming the config line, as for any bad input: nothing has
     been changed on the cluster.
     """
-    needs_plan = bool(cfg.plan.steps) and cfg.providers.get("traffic", {}).get("type") in (
-        PLAN_OWNERS)
+    needs_plan = (bool(cfg.plan.steps) or cfg.plan.strategy != "canary") and cfg.providers.get(
+        "traffic", {}).get("type") in PLAN_OWNERS
     if cfg.gates_from is None and not needs_plan:
         return cfg
     wanted = cfg.gates_from
     try:
-        read, template = _read_cluster(cfg, clock)
+        read, template, mirrors = _read_cluster(cfg, clock)
     except ProviderError as exc:
         if wanted is not None:
             key = "analysis_template" if wanted.kind == "AnalysisTemplate" else (
@@ -231,6 +263,7 @@ def resolve_from_cluster(cfg: LoadedConfig, clock: Clock) -> LoadedConfig:
             raise cfg.error(("release", "steps"), problem,
                             "The Rollout owns its steps: remove release.steps (or make them "
                             "match spec.strategy.canary.steps)")
+        strategy_problem(cfg, read, mirrors)
     if wanted is None:
         return cfg
     try:

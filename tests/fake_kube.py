@@ -39,7 +39,14 @@ against a cluster. What it follows, and where:
 The small controller loop is not Argo Rollouts either: it walks a canary Rollout through
 spec.strategy.canary.steps the simple way Argo does (research notes section 7), keeping
 status.phase/message/observedGeneration consistent, so that a whole release can run
-against it. Tests drive it one pass at a time with `step_controller()`.
+against it. Tests drive it one pass at a time with `step_controller()`. A setMirrorRoute
+step completes in the pass that applies it, as Argo's does (rollout/canary.go
+`completedCurrentCanaryStep`); with `trafficRouting` the pass sets the named route on the
+fake's traffic router, `mirror_routes[(namespace, rollout)]` (route name -> percent, 100
+without `percentage`, as Istio's router; a step with only a name removes the route), the
+part of a VirtualService a test compares with what the provider read. The router's routes
+go on abort, once fully promoted and when a new revision starts (`RemoveManagedRoutes`).
+Argo records no mirror in the Rollout's status, and neither does the fake.
 
 With `FakeKube(workloads=True)` the fake also serves ReplicaSets (apps/v1) and
 ClusterAnalysisTemplates, and the loop keeps the Rollout's ReplicaSets (named
@@ -457,6 +464,8 @@ class FakeKube:
         self.controller_events = controller_events
         self.workloads = workloads  # the controller keeps ReplicaSets and walks blue-green
         self.unready: dict[str, int] = {}  # ReplicaSet name -> pods not ready (workloads)
+        # The traffic router's mirror routes per Rollout: (namespace, name) -> {route: %}.
+        self.mirror_routes: dict[tuple[str, str], dict[str, int]] = {}
         self.requests: list[LoggedRequest] = []
         self.internal_errors: list[BaseException] = []  # bugs in the fake itself, if any
         self._forbidden: list[tuple[str, str, str]] = []
@@ -848,7 +857,9 @@ class FakeKube:
         with self._lock:
             for key in sorted(k for k in self._objects if k[0] == ROLLOUTS):
                 old = self._objects[key]
-                new = _Reconciler(old, self.clock(), workloads=self.workloads).run()
+                routes = self.mirror_routes.setdefault((key[1], key[2]), {})
+                new = _Reconciler(old, self.clock(), workloads=self.workloads,
+                                  mirror_routes=routes).run()
                 if new is None:
                     continue
                 new_obj, events = new
@@ -1303,11 +1314,14 @@ class _Handler(BaseHTTPRequestHandler):
 class _Reconciler:
     """One pass over one Rollout: what Argo's canary sync would do next, simply."""
 
-    def __init__(self, ro: Obj, now: datetime, *, workloads: bool = False) -> None:
+    def __init__(self, ro: Obj, now: datetime, *, workloads: bool = False,
+                 mirror_routes: dict[str, int] | None = None) -> None:
         self.ro = copy.deepcopy(ro)
         self.now = now
         self.workloads = workloads
         self.events: list[tuple[str, str, str]] = []
+        # The router's mirror routes for this Rollout, changed in place (FakeKube's).
+        self.mirror_routes: dict[str, int] = {} if mirror_routes is None else mirror_routes
 
     def run(self) -> tuple[Obj, list[tuple[str, str, str]]] | None:
         spec = self.ro.get("spec") or {}
@@ -1420,7 +1434,19 @@ class _Reconciler:
         if "pause" in step:
             d = (step.get("pause") or {}).get("duration")
             return f"pause: {d}" if d is not None else "pause"
+        if "setMirrorRoute" in step:
+            return f"setMirrorRoute: {(step['setMirrorRoute'] or {}).get('name', '')}"
         return ", ".join(step)
+
+    def _set_mirror_route(self, body: Obj) -> None:
+        """Argo's SetMirrorRoute on the router: only with trafficRouting; no match removes."""
+        if "trafficRouting" not in self.canary:
+            return
+        name = str(body.get("name", ""))
+        self.mirror_routes.pop(name, None)
+        if body.get("match"):
+            percentage = body.get("percentage")
+            self.mirror_routes[name] = 100 if percentage is None else int(percentage)
 
     def _complete_step(self, idx: int) -> None:
         self.status["currentStepIndex"] = idx + 1
@@ -1439,6 +1465,7 @@ class _Reconciler:
             for gone in ("pauseConditions", "abort", "abortedAt"):
                 st.pop(gone, None)  # a new template un-aborts (resetRolloutStatus)
             st.update(controllerPause=False, promoteFull=False)
+            self.mirror_routes.clear()  # the new ReplicaSet has no pods yet: routes removed
             if not st.get("stableRS") or st["stableRS"] == h:
                 # First deploy, or back to the stable template: no steps to walk.
                 st["stableRS"] = h
@@ -1458,6 +1485,7 @@ class _Reconciler:
                 if st.get("stableRS") != h:
                     st["currentStepIndex"] = 0
                 self._set_weight(0)
+                self.mirror_routes.clear()
                 self.events.append(("Warning", "RolloutAborted",
                                     f"Rollout aborted update to revision {self._revision()}"))
             return
@@ -1473,6 +1501,7 @@ class _Reconciler:
         if idx >= len(steps):
             st["stableRS"] = h
             self._set_weight(0)
+            self.mirror_routes.clear()
             self.events.append(("Normal", "RolloutCompleted",
                                 f"Rollout completed update to revision {self._revision()} "
                                 f"({h})"))
@@ -1500,6 +1529,9 @@ class _Reconciler:
                     st.pop("pauseConditions", None)
                     st["controllerPause"] = False
                     self._complete_step(idx)
+        elif "setMirrorRoute" in step:
+            self._set_mirror_route(step["setMirrorRoute"] or {})
+            self._complete_step(idx)
         else:
             # analysis, experiment and the rest pass at once: this is not Argo.
             self._complete_step(idx)

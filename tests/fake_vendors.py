@@ -8,7 +8,10 @@ what relconsole sent. They hold just enough state to answer a read-back after a 
 Every fake can be told to:
 - throttle the next N requests with 429 and a Retry-After header,
 - require approvals for the environment (LaunchDarkly 405, Split 409),
-- accept writes but not apply them (to prove a change is only reported when verified).
+- accept writes but not apply them (to prove a change is only reported when verified),
+- answer the next writes with given error replies (`fail_writes`), in the vendor's
+  documented error body, or run a callback just before a write is applied
+  (`before_write`), to play another user changing the flag meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +56,8 @@ class FakeServer:
         self.retry_after = "1"
         self.approvals_required = False
         self.ignore_writes = False
+        self.fail_writes: list[Reply] = []
+        self.before_write: Callable[[], None] | None = None
         self.lock = threading.Lock()
         fake = self
 
@@ -102,6 +108,11 @@ class FakeServer:
         if self.throttle_left > 0:
             self.throttle_left -= 1
             return self.too_many()
+        if request.method != "GET":
+            if self.fail_writes:
+                return self.fail_writes.pop(0)
+            if self.before_write is not None:
+                self.before_write()
         return self.handle(request)
 
     def writes(self) -> list[Recorded]:
@@ -146,13 +157,39 @@ class FakeLaunchDarkly(FakeServer):
             "defaults": {"onVariation": 0, "offVariation": 1},
             "_maintainer": {"email": maintainer} if maintainer else None,
             "environments": {self.environment: {
-                "on": on, "fallthrough": fallthrough, "offVariation": 1,
+                "on": on, "fallthrough": fallthrough, "offVariation": 1, "rules": [],
+                "targets": [], "contextTargets": [], "prerequisites": [],
                 "lastModified": 1_762_000_000_000, "_environmentName": "Production",
             }},
         }
 
+    def add_rule(self, key: str, attribute: str, values: list[Any], *, variation: int = 0,
+                 op: str = "in", description: str = "", context_kind: str = "user",
+                 extra_clauses: list[dict[str, Any]] | None = None) -> str:
+        """A targeting rule someone made in LaunchDarkly's UI; returns its _id."""
+        rule = self._rule([{"contextKind": context_kind, "attribute": attribute, "op": op,
+                            "negate": False, "values": values}, *(extra_clauses or [])],
+                          variation, description)
+        self.flags[key]["environments"][self.environment]["rules"].append(rule)
+        return str(rule["_id"])
+
+    def rules(self, key: str) -> list[dict[str, Any]]:
+        return list(self.flags[key]["environments"][self.environment]["rules"])
+
+    @staticmethod
+    def _rule(clauses: list[dict[str, Any]], variation: int, description: str
+              ) -> dict[str, Any]:
+        rule: dict[str, Any] = {
+            "_id": str(uuid.uuid4()), "variation": variation, "trackEvents": False,
+            "clauses": [{"_id": str(uuid.uuid4()), **c} for c in clauses],
+        }
+        if description:
+            rule["description"] = description
+        return rule
+
     def error(self, status: int, code: str, message: str) -> Reply:
-        return Reply(status, {"code": code, "message": message})
+        # LaunchDarkly's documented error body: code, message and a request id.
+        return Reply(status, {"code": code, "message": message, "id": str(uuid.uuid4())})
 
     def too_many(self) -> Reply:
         return Reply(429, {"code": "rate_limited", "message": "Rate limited"},
@@ -196,6 +233,11 @@ class FakeLaunchDarkly(FakeServer):
         return Reply(200, {"items": [self._public(self.flags[k]) for k in page],
                            "totalCount": len(keys), "_links": links})
 
+    # Clause operators LaunchDarkly documents; `op` must be lower-case.
+    OPS = {"in", "endsWith", "startsWith", "matches", "contains", "lessThan",
+           "lessThanOrEqual", "greaterThan", "greaterThanOrEqual", "before", "after",
+           "segmentMatch", "semVerEqual", "semVerLessThan", "semVerGreaterThan"}
+
     def _patch(self, key: str, r: Recorded) -> Reply:
         if r.header("Content-Type") != self.SEMANTIC:
             return self.error(400, "invalid_request", "expected a JSON patch")  # JSON patch path
@@ -207,26 +249,59 @@ class FakeLaunchDarkly(FakeServer):
             return self.error(405, "method_not_allowed",
                               "This environment requires approval for flag changes")
         flag = self.flags[key]
-        env = flag["environments"][self.environment]
+        # A semantic patch applies all its instructions or none: work on a copy.
+        env = copy.deepcopy(flag["environments"][self.environment])
+        ids = [v["_id"] for v in flag["variations"]]
         for ins in body.get("instructions") or []:
             kind = ins.get("kind")
             if kind in ("turnFlagOn", "turnFlagOff"):
-                if not self.ignore_writes:
-                    env["on"] = kind == "turnFlagOn"
+                env["on"] = kind == "turnFlagOn"
             elif kind == "updateFallthroughVariationOrRollout":
                 weights = ins.get("rolloutWeights") or {}
                 if sum(weights.values()) != 100_000:
                     return self.error(400, "invalid_request",
                                       "rollout weights must sum to 100000")
-                ids = [v["_id"] for v in flag["variations"]]
                 if set(weights) - set(ids):
                     return self.error(400, "invalid_request", "unknown variation id")
-                if not self.ignore_writes:
-                    env["fallthrough"] = {"rollout": {"variations": [
-                        {"variation": ids.index(i), "weight": w} for i, w in weights.items()]}}
+                env["fallthrough"] = {"rollout": {"variations": [
+                    {"variation": ids.index(i), "weight": w} for i, w in weights.items()]}}
+            elif kind == "addRule":
+                failed = self._add_rule(env, ins, ids)
+                if failed is not None:
+                    return failed
+            elif kind == "removeRule":
+                # Documented: does nothing if the rule does not exist.
+                env["rules"] = [x for x in env["rules"] if x["_id"] != ins.get("ruleId")]
             else:
                 return self.error(400, "invalid_request", f"unknown instruction {kind}")
+        if not self.ignore_writes:
+            flag["environments"][self.environment] = env
         return Reply(200, self._public(flag))
+
+    def _add_rule(self, env: dict[str, Any], ins: dict[str, Any], ids: list[str]
+                  ) -> Reply | None:
+        clauses = ins.get("clauses")
+        if not isinstance(clauses, list):
+            return self.error(400, "invalid_request", "addRule: clauses must be an array")
+        for c in clauses:
+            if not isinstance(c, dict) or not isinstance(c.get("attribute"), str) \
+                    or c.get("op") not in self.OPS or not isinstance(c.get("values"), list):
+                return self.error(400, "invalid_request",
+                                  "addRule: each clause needs attribute, op and values")
+        variation_id = ins.get("variationId")
+        if variation_id not in ids:
+            return self.error(400, "invalid_request", f"unknown variation id {variation_id}")
+        rule = self._rule([{"contextKind": "user", "negate": False, **c} for c in clauses],
+                          ids.index(variation_id), str(ins.get("description") or ""))
+        before = ins.get("beforeRuleId")
+        if before is None:
+            env["rules"].append(rule)
+            return None
+        where = [i for i, x in enumerate(env["rules"]) if x["_id"] == before]
+        if not where:
+            return self.error(400, "invalid_request", f"unknown rule id {before}")
+        env["rules"].insert(where[0], rule)
+        return None
 
 
 # ---------------------------------------------------------------------- Split
@@ -308,15 +383,116 @@ class FakeSplit(FakeServer):
                 definition["killed"] = action == "/kill"
             return Reply(200, definition)
         if r.method == "PATCH" and action is None:
-            for op in r.body or []:
-                if op.get("op") != "replace" or op.get("path") != "/defaultRule":
-                    return self.error(400, "Unsupported patch")
-                if sum(b["size"] for b in op["value"]) != 100:
-                    return self.error(400, "Default rule sizes must sum to 100")
-                if not self.ignore_writes:
-                    definition["defaultRule"] = op["value"]
-            return Reply(200, definition)
+            return self._patch(definition, r.body)
         return self.error(405, "Method not allowed")
+
+    def add_rule(self, name: str, matchers: list[dict[str, Any]],
+                 buckets: list[dict[str, Any]] | None = None) -> None:
+        """A targeting rule someone made in Split's UI."""
+        self.defs[name]["rules"].append({
+            "condition": {"combiner": "AND", "matchers": matchers},
+            "buckets": buckets or [{"treatment": "on", "size": 100}],
+        })
+
+    # Matcher types Split documents (reference "Matcher type"), with what each needs.
+    MATCHERS = {
+        "IN_SEGMENT": ("string",), "IN_LIST_STRING": ("strings",),
+        "STARTS_WITH_STRING": ("strings", "attribute"),
+        "ENDS_WITH_STRING": ("strings", "attribute"),
+        "CONTAINS_STRING": ("strings", "attribute"), "MATCHES_STRING": ("string", "attribute"),
+        "EQUAL_SET": ("strings", "attribute"), "ANY_OF_SET": ("strings", "attribute"),
+        "ALL_OF_SET": ("strings", "attribute"), "PART_OF_SET": ("strings", "attribute"),
+        "EQUAL_NUMBER": ("number", "attribute"), "BOOLEAN": ("bool", "attribute"),
+        "IN_SPLIT": ("depends",),
+    }
+
+    def _patch(self, definition: dict[str, Any], ops: Any) -> Reply:
+        """RFC 6902 JSON patch on the definition, applied whole or not at all; a failed
+        `test` is a conflict (409), a bad pointer or an invalid result a 400."""
+        if not isinstance(ops, list):
+            return self.error(400, "The request body must be a JSON patch (an array)")
+        doc = copy.deepcopy(definition)
+        for op in ops:
+            try:
+                failed = _json_patch_op(doc, op)
+            except (KeyError, IndexError, ValueError, TypeError) as exc:
+                return self.error(400, f"Invalid patch operation {op!r}: {exc}")
+            if failed:
+                return self.error(409, f"Patch test failed at {op.get('path')}")
+        problem = self._invalid(doc)
+        if problem:
+            return self.error(400, problem)
+        if not self.ignore_writes:
+            definition.clear()
+            definition.update(doc)
+        return Reply(200, definition)
+
+    def _invalid(self, doc: dict[str, Any]) -> str:
+        names = {t.get("name") for t in doc.get("treatments") or []}
+        for where, buckets in [("Default rule", doc.get("defaultRule")),
+                               *((f"Rule {i}", r.get("buckets"))
+                                 for i, r in enumerate(doc.get("rules") or []))]:
+            if not isinstance(buckets, list) or not buckets:
+                return f"{where} needs buckets"
+            if sum(b.get("size", 0) for b in buckets) != 100:
+                return f"{where} sizes must sum to 100"
+            unknown = [b.get("treatment") for b in buckets if b.get("treatment") not in names]
+            if unknown:
+                return f"{where}: treatment {unknown[0]} is not one of the flag's treatments"
+        for i, rule in enumerate(doc.get("rules") or []):
+            matchers = (rule.get("condition") or {}).get("matchers")
+            if not isinstance(matchers, list) or not matchers:
+                return f"Rule {i} needs a condition with matchers"
+            for m in matchers:
+                needs = self.MATCHERS.get(m.get("type"))
+                if needs is None:
+                    return f"Rule {i}: unknown matcher type {m.get('type')}"
+                if any(m.get(field) in (None, "", []) for field in needs):
+                    return f"Rule {i}: matcher {m['type']} needs {', '.join(needs)}"
+        return ""
+
+
+def _index(part: str) -> int:
+    """An array index as RFC 6901 writes it: digits only (no sign, no leading zero)."""
+    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
+        raise ValueError(f"{part!r} is not an array index")
+    return int(part)
+
+
+def _json_patch_op(doc: Any, op: dict[str, Any]) -> bool:
+    """Apply one RFC 6902 operation in place; True when a `test` fails."""
+    kind, path = op["op"], op["path"]
+    if not path.startswith("/"):
+        raise ValueError("a path starts with /")
+    *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+    target = doc
+    for part in parents:
+        target = target[_index(part)] if isinstance(target, list) else target[part]
+    if kind == "test":
+        here = target[_index(last)] if isinstance(target, list) else target[last]
+        return bool(here != op["value"])
+    if isinstance(target, list):
+        if kind == "add":
+            index = len(target) if last == "-" else _index(last)
+            if index > len(target):
+                raise IndexError("index out of range")
+            target.insert(index, op["value"])
+        elif kind == "remove":
+            target.pop(_index(last))
+        elif kind == "replace":
+            target[_index(last)] = op["value"]
+        else:
+            raise ValueError(f"unsupported op {kind}")
+    else:
+        if kind in ("add", "replace"):
+            if kind == "replace" and last not in target:
+                raise KeyError(last)
+            target[last] = op["value"]
+        elif kind == "remove":
+            del target[last]
+        else:
+            raise ValueError(f"unsupported op {kind}")
+    return False
 
 
 # ---------------------------------------------------------------------- Flagsmith

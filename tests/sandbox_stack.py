@@ -48,7 +48,7 @@ def start_sandbox(run_dir: Path, rate: float = 40.0) -> Iterator[Sandbox]:
     require_programs()
     # Not Ports.free(): its ports are ephemeral ones, which a client may take before
     # Prometheus binds (or rebinds, after a fault test restarted it) — see tests/ports.py.
-    box = Sandbox(run_dir, Ports(*free_ports(5)), rate=rate)
+    box = Sandbox(run_dir, Ports(*free_ports(6)), rate=rate)
     started = time.monotonic()
     box.up(owner_pid=os.getpid())  # a killed test run leaves no sandbox behind
     print(f"\nsandbox up in {time.monotonic() - started:.1f}s:\n{box.describe()}")

@@ -219,3 +219,43 @@ def test_release_steps_that_disagree_with_the_rollout_are_refused_at_start(
     assert "Traceback" not in done.stderr
     assert ("release.steps (10%, 100%) disagree with the plan of rollout shop/web "
             "(20%, 50%, 100%)") in done.stderr
+
+
+def _status_with(config: Path, release_lines: str) -> subprocess.CompletedProcess[str]:
+    text = config.read_text().replace("  auto_advance: false",
+                                      release_lines + "  auto_advance: false")
+    config.write_text(text)
+    return subprocess.run([sys.executable, "-m", "relconsole", "status", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_shadow_release_on_a_rollout_that_mirrors_nothing_is_refused(
+    kube: FakeKube, config: Path,
+) -> None:
+    deploy(kube, rollout(steps=STEPS), passes=2)
+    done = _status_with(config, "  strategy: shadow\n")
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr
+    assert ("release.strategy: strategy shadow, but rollout shop/web has no setMirrorRoute "
+            "step: it would run as a plain canary") in done.stderr
+
+
+def test_a_shadow_release_on_a_rollout_with_mirror_steps_is_accepted(
+    kube: FakeKube, config: Path,
+) -> None:
+    mirrored = [{"setMirrorRoute": {"name": "m", "percentage": 20,
+                                    "match": [{"path": {"prefix": "/"}}]}},
+                {"pause": {}}, *STEPS]
+    body = rollout(steps=mirrored)
+    body["spec"]["strategy"]["canary"]["trafficRouting"]["managedRoutes"] = [{"name": "m"}]
+    deploy(kube, body, passes=2)
+    done = _status_with(config, "  strategy: shadow\n")
+    assert done.returncode == 0, done.stderr
+
+
+def test_release_strategy_must_be_the_rollouts_own(kube: FakeKube, config: Path) -> None:
+    deploy(kube, rollout(steps=STEPS), passes=2)
+    done = _status_with(config, "  strategy: blue-green\n")
+    assert done.returncode == 2
+    assert ("release.strategy: release.strategy is blue-green, but rollout shop/web runs a "
+            "canary strategy") in done.stderr

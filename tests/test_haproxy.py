@@ -262,13 +262,6 @@ def test_settings_accept_lists_and_tcp() -> None:
     assert s.address == ("::1", 9999) and s.stable == ("s1", "s2") and s.canary == ("c1",)
 
 
-def test_drain_timeout_must_fit_the_engine_call_in_blue_green() -> None:
-    with pytest.raises(ProviderError, match="drain_timeout 30s does not fit"):
-        settings("blue-green", drain_timeout="30s")
-    ok = settings("blue-green", call_timeout=60.0, drain_timeout="30s")
-    assert ok.blue_green and ok.drain_timeout == 30.0
-
-
 # ----------------------------------------------------------------------------- a runtime API
 
 
@@ -503,28 +496,4 @@ async def test_weight_not_applied_is_caught_by_the_read_back(api: FakeRuntimeAPI
         await traffic(api).set_weight(30, reason="r")
 
 
-async def test_blue_green_switches_with_drain_and_back_on_rollback(api: FakeRuntimeAPI) -> None:
-    api.servers["stable"].scur = 6
-    api.drain_per_stat = 2
-    t = traffic(api, "blue-green", call_timeout=10.0, drain_timeout="3s")
-    t.settings = type(t.settings)(**{**t.settings.__dict__, "drain_poll": 0.01})
-    await t.set_weight(100, reason="switch")
-    assert api.servers["stable"].admin == 8 and api.servers["canary"].admin == 0
-    assert api.servers["stable"].scur == 0
-    assert t.last_drain.startswith("stable drained in")
-    assert (await t.read()).canary_weight == 100
-    api.servers["canary"].scur = 4
-    await t.set_weight(0, reason="roll back")
-    assert api.servers["canary"].admin == 8 and api.servers["stable"].admin == 0
-    assert (await t.read()).canary_weight == 0
-    assert t.last_drain.startswith("canary drained in")
-
-
-async def test_blue_green_drain_gives_up_after_its_timeout(api: FakeRuntimeAPI) -> None:
-    api.servers["stable"].scur = 5  # sessions that never end
-    t = traffic(api, "blue-green", call_timeout=10.0, drain_timeout="300ms")
-    started = time.monotonic()
-    await t.set_weight(100, reason="switch")
-    assert 0.3 <= time.monotonic() - started < 2.0
-    assert "still had 5 session(s)" in t.last_drain
-    assert (await t.read()).canary_weight == 100  # new traffic moved anyway
+# Blue-green (preview, switch with drain, rollback): tests/test_haproxy_blue_green.py.

@@ -649,6 +649,36 @@ class _RuntimeServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
 _runtime_socket: str | None = None
 
 
+class _PreviewHandler(BaseHTTPRequestHandler):
+    """Blue-green's preview: green answers 200 (the fuzzed side is the runtime API)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+_preview_url: str | None = None
+
+
+def preview_url() -> str:
+    global _preview_url
+    if _preview_url is None:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _PreviewHandler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        _preview_url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+    return _preview_url
+
+
+def bg_settings(blue_green: bool) -> dict[str, Any]:
+    """What a blue-green block adds: the preview that must answer before the switch."""
+    return {"preview": preview_url()} if blue_green else {}
+
+
 def runtime_socket() -> str:
     global _runtime_socket
     if _runtime_socket is None:
@@ -707,7 +737,8 @@ def haproxy(case: Raw | TextEdited) -> None:
     world = HAProxyWorld(case)
     settings = haproxy_settings(
         {"type": "haproxy", "socket": runtime_socket(), "backend": BACKEND,
-         "stable": list(STABLE), "canary": list(CANARY), "timeout": "1s"},
+         "stable": list(STABLE), "canary": list(CANARY), "timeout": "1s",
+         **bg_settings(case.blue_green)},
         strategy="blue-green" if case.blue_green else "canary", call_timeout=5.0)
     # Blue-green drains briefly: a switch must not hold an example for seconds.
     settings = dataclasses.replace(settings, drain_timeout=0.02, drain_poll=0.005)
@@ -908,7 +939,8 @@ def test_the_realistic_runtime_api_sets_and_reads_back() -> None:
         world = HAProxyWorld(TextEdited(blue_green=blue_green))
         settings = haproxy_settings(
             {"type": "haproxy", "socket": runtime_socket(), "backend": BACKEND,
-             "stable": list(STABLE), "canary": list(CANARY)},
+             "stable": list(STABLE), "canary": list(CANARY),
+             **bg_settings(blue_green)},
             strategy="blue-green" if blue_green else "canary", call_timeout=5.0)
         provider = HAProxyTraffic(dataclasses.replace(settings, drain_timeout=0.02,
                                                       drain_poll=0.005))

@@ -147,7 +147,7 @@ def test_routes_are_cumulative_and_blue_green_bakes_after_the_switch(tmp_path: P
         (0, Route(cohorts=("beta",)), "cohort beta"),
         (0, Route(cohorts=("beta", "sticky")), "cohort sticky"),
         (10, Route(cohorts=("beta", "sticky")), ""),
-        (100, Route(cohorts=("beta", "sticky")), ""),
+        (100, Route(), ""),  # everyone is on the new version: the maps are emptied
     ]
     assert plan.cohort("sticky") is not None
     assert plan.cohort("sticky").describe() == "10% of users by X-User (sticky hash)"  # type: ignore[union-attr]
@@ -159,14 +159,33 @@ def test_routes_are_cumulative_and_blue_green_bakes_after_the_switch(tmp_path: P
                                 "  steps: [{mirror: 20}, {mirror: 100}, {weight: 5},"
                                 " {weight: 100}]\n"), resolve_secrets=False).plan
     assert [(s.weight, s.route.mirror) for s in shadow.steps] == [
-        (0, 20), (0, 100), (5, 100), (100, 100)]
+        (0, 20), (0, 100), (5, 100), (100, 0)]
 
 
 def test_rolling_steps_are_the_batches() -> None:
     from relconsole.config.load import rolling_steps
 
-    four = rolling_steps(4, 1, 0.0, 30.0)
-    assert [(s.weight, s.route.batches, s.label) for s in four] == [
-        (25, 1, "batch 1"), (50, 2, "batch 2"), (75, 3, "batch 3"), (100, 4, "batch 4")]
-    share = rolling_steps(5, 0, 0.5, 0.0)  # half of five: batches of three, then two
-    assert [(s.weight, s.route.batches) for s in share] == [(60, 1), (100, 2)]
+    four = rolling_steps([1, 1, 1, 1], 30.0)
+    assert [(s.weight, s.route.batches, s.label, s.bake) for s in four] == [
+        (25, 1, "batch 1", 30.0), (50, 2, "batch 2", 30.0), (75, 3, "batch 3", 30.0),
+        (100, 4, "batch 4", 30.0)]
+    uneven = rolling_steps([2, 2, 1], 0.0)  # the provider's groups: the last one short
+    assert [(s.weight, s.route.batches) for s in uneven] == [(40, 1), (80, 2), (100, 3)]
+
+
+def test_the_readme_strategy_table_is_what_the_providers_do() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("<!-- strategy-table:")[1].split("<!-- /strategy-table -->")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    header = next(line for line in table.splitlines() if line.startswith("| strategy"))
+    providers = [c.strip(" `") for c in header.strip("|").split("|")[1:]]
+    assert providers == list(STRATEGIES)
+    shown = {}
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        shown[cells[0].strip("`")] = dict(zip(providers, cells[1:], strict=True))
+    assert set(shown) == set(SHAPES)
+    for strategy, cells in shown.items():
+        for provider, text in cells.items():
+            assert text == STRATEGIES[provider].get(strategy, "refused at `check`"), (
+                strategy, provider)

@@ -52,13 +52,14 @@ class Ports:
     stable: int = 18081
     canary: int = 18082
     admin: int = 18099  # HAProxy's runtime API over TCP (level admin, loopback only)
+    preview: int = 18083  # blue-green: a frontend that reaches the canary server only
 
     @classmethod
     def free(cls) -> Ports:
-        """Five ports nobody listens on right now (for tests running beside a sandbox)."""
+        """Six ports nobody listens on right now (for tests running beside a sandbox)."""
         sockets = []
         try:
-            for _ in range(5):
+            for _ in range(6):
                 s = socket.socket()
                 s.bind(("127.0.0.1", 0))
                 sockets.append(s)
@@ -129,6 +130,11 @@ scrape_configs:
 """
 
 
+# The map files of haproxy_config's cohort ACLs, by cohort kind; `up` writes them empty.
+COHORT_MAPS = {"header": "cohort-header.map", "cookie": "cohort-cookie.map",
+               "hash": "cohort-hash.map"}
+
+
 def haproxy_config(ports: Ports, run_dir: Path) -> str:
     return f"""# written by examples/sandbox/launcher.py
 global
@@ -151,8 +157,24 @@ frontend sandbox
 backend {BACKEND}
     balance roundrobin
     option httpchk GET /healthz
+    # A/B cohorts (release.strategy: ab): relconsole fills these maps (`add map`), one per
+    # cohort kind; a request they match goes to the canary, whatever its weight.
+    acl rc_header req.hdr(X-User-Group),map({run_dir / COHORT_MAPS["header"]}) -m found
+    acl rc_cookie req.cook(rc_cohort),map({run_dir / COHORT_MAPS["cookie"]}) -m found
+    acl rc_sticky req.hdr(X-User-Id),crc32,mod(100),map({run_dir / COHORT_MAPS["hash"]}) -m found
+    use-server canary if rc_header || rc_cookie || rc_sticky
     server stable 127.0.0.1:{ports.stable} weight 100 check inter 1s
     server canary 127.0.0.1:{ports.canary} weight 0 check inter 1s
+
+# Blue-green's preview (traffic `preview:`): green (the canary) alone, on its own port,
+# so it is checked healthy before any user request reaches it.
+frontend preview
+    bind 127.0.0.1:{ports.preview}
+    default_backend preview
+
+backend preview
+    option httpchk GET /healthz
+    server canary 127.0.0.1:{ports.canary} check inter 1s
 """
 
 
@@ -419,6 +441,8 @@ class Sandbox:
             raise SandboxError(f"run folder path too long for a Unix socket: {self.run_dir}")
         (self.run_dir / "prometheus.yml").write_text(prometheus_config(self.ports))
         (self.run_dir / "haproxy.cfg").write_text(haproxy_config(self.ports, self.run_dir))
+        for name in COHORT_MAPS.values():  # HAProxy refuses to start on a missing map file
+            (self.run_dir / name).write_text("")
         for path in (self.socket_path, self.operator_socket_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -10,7 +10,6 @@ one, three times.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -322,19 +321,24 @@ def plan_steps(release: ReleaseModel) -> tuple[Step, ...]:
             assert s.weight is not None
             weight = s.weight
             label = ""
-        out.append(Step(weight=weight, bake=s.bake, at=s.at or "", route=route, label=label))
+        # At 100 % everyone is on the new version: the cohorts and the mirror come off
+        # with the promotion, so nothing is left routing a later release's canary.
+        out.append(Step(weight=weight, bake=s.bake, at=s.at or "",
+                        route=route if weight < 100 else Route(), label=label))
     return tuple(out)
 
 
-def rolling_steps(servers: int, batch: int, share: float, bake: float) -> tuple[Step, ...]:
-    """One step per batch of `servers` (each `batch` servers, or a `share` of them,
-    at least one), the weight the share of servers on the new version."""
-    size = batch if batch else max(1, math.ceil(share * servers))
-    count = max(1, math.ceil(servers / size))
-    return tuple(
-        Step(weight=round(100 * min(servers, (k + 1) * size) / servers) if servers else 100,
-             bake=bake, route=Route(batches=k + 1), label=f"batch {k + 1}")
-        for k in range(count))
+def rolling_steps(batches: Sequence[int], bake: float) -> tuple[Step, ...]:
+    """One step per batch (`batches`: the number of servers in each, as the traffic
+    provider groups them), its weight the share of servers then on the new version."""
+    total = sum(batches)
+    out = []
+    done = 0
+    for k, size in enumerate(batches):
+        done += size
+        out.append(Step(weight=round(100 * done / total) if total else 100, bake=bake,
+                        route=Route(batches=k + 1), label=f"batch {k + 1}"))
+    return tuple(out)
 
 
 def _cohort(name: str, c: CohortModel) -> Cohort:

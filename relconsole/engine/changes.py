@@ -43,6 +43,9 @@ class WeightChanges:
         self.state = ctx.state
         self.follower = controller.ControllerFollower(ctx, self)
         self.before_first_step: BeforeFirstStep | None = None
+        # A rolling batch that failed (a server not healthy on the new version) is
+        # evidence against the version, not a flaky call: the facade rolls back.
+        self.on_failed_batch: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def controlled(self) -> bool:
@@ -374,6 +377,10 @@ class WeightChanges:
             if mismatch and seen_read is not None:
                 message += f"; provider reports {self._shown(seen_read)}"
             result = self.ctx.fail(intent, reason, before, message, actor)
+            if (self.ctx.plan.strategy == "rolling" and not landed and route.batches
+                    and self.on_failed_batch is not None):
+                await self.on_failed_batch(message)
+                return result
             # A read showing what was asked means only the answer was lost: the next
             # poll verifies the change.
             if not landed:

@@ -11,11 +11,13 @@ import asyncio
 import dataclasses
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 from relconsole import units
 from relconsole.clock import Clock
 from relconsole.engine import gates as gate_logic
+from relconsole.engine.baseline_hold import BaselineHold
 from relconsole.engine.counts import IncrementReader
 from relconsole.engine.drive import Drive
 from relconsole.engine.events import EventBus
@@ -126,6 +128,9 @@ class Observations:
         self.count_states: list[gate_logic.CountState] = [
             gate_logic.start_counts(g) for g in plan.gates
         ]
+        # Blue-green: blue's readings from before the switch, the baseline once green
+        # has all the traffic (engine.baseline_hold).
+        self.hold = BaselineHold(plan)
 
     @property
     def traffic(self) -> TrafficState | None:
@@ -205,6 +210,12 @@ class Observations:
             self._poll_flags(drive),
         )
         self.health.count_dark_polls()
+        # Blue-green (engine.baseline_hold): blue's readings while it serves, and once
+        # after the switch its counts before it, where this console saw too few.
+        if self.hold.wants_history(self.traffic) and drive.metrics is not None:
+            await self.hold.look_back(partial(self._counters_ago, drive), self.plan.metrics,
+                                      now)
+        self.hold.observe(self.traffic, self.pairs, self.counts, now)
         self._judge(now, announce=announce)
 
     async def _sample(self, drive: Drive) -> dict[str, MetricPair] | str:
@@ -252,6 +263,18 @@ class Observations:
                                    for side in (pair.canary, pair.baseline)):
                 continue
             self.reader.read(metric, pair, then)
+
+    async def _counters_ago(self, drive: Drive, ago: float) -> dict[str, CounterPair] | None:
+        """The count metrics' counters as they stood `ago` seconds back, or None."""
+        counted = [m for m in self.plan.metrics if m.counts is not None]
+        if drive.metrics is None or not counted or not reads_counters(drive.metrics):
+            return None
+        try:
+            return await self.call(
+                "metrics", "counters",
+                drive.metrics.sample_counters(counted, ago=ago))  # type: ignore[attr-defined]
+        except CallFailed:
+            return None
 
     def _take_counts(self, counters: dict[str, CounterPair], problem: str | None) -> set[str]:
         """Feed the increment reader; the names of the metrics whose requests were read."""
@@ -354,11 +377,18 @@ class Observations:
         why = gate_logic.values_why(spec, metric)
         if why is None and spec.metric not in self.counts:
             why = "the metrics provider does not read counters"
+        held = self.hold.active(self.traffic)  # blue-green after the switch (baseline_hold)
+        if why is None and held:
+            return self.hold.update_counts(index, old, self.counts.get(spec.metric), now,
+                                           stale_after)
         if why is None:
             new, self.count_states[index] = gate_logic.update_counts(
                 old, self.count_states[index], self.counts.get(spec.metric), now, stale_after)
             return new
-        new = gate_logic.update(old, self.pairs.get(spec.metric), now, stale_after)
+        if held:
+            new = self.hold.update_values(old, self.pairs.get(spec.metric), now, stale_after)
+        else:
+            new = gate_logic.update(old, self.pairs.get(spec.metric), now, stale_after)
         return dataclasses.replace(new, judged=f"values: {why}")
 
     def new_step(self) -> None:
@@ -366,6 +396,7 @@ class Observations:
         (the weight, and so each version's share of the requests, has changed)."""
         self.gates = [gate_logic.new_step(g) for g in self.gates]
         self.count_states = [gate_logic.start_counts(g.spec) for g in self.gates]
+        self.hold.new_step(self.traffic, self.traffic_at)
 
     def forgive_inconclusive(self) -> None:
         """Give missing data a fresh allowance; failures keep counting."""

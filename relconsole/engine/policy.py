@@ -212,7 +212,8 @@ def ready_to_advance(
     if state.phase is not Phase.PROGRESSING:
         return False
     step = steps.step(state.step_index)
-    if step is None or step.weight >= 100:
+    # The last step is the end; a step at 100 % before it (blue-green's switch) bakes.
+    if step is None or steps.next_index(state.step_index) is None:
         return False
     if state.bake_elapsed < step.bake:
         return False

@@ -120,6 +120,7 @@ class ReleaseEngine:
         self._migrations = Migrations(self._ctx, migrations)
         if plan.migrations:
             self._changes.before_first_step = self._migrations.before_first_step
+        self._changes.on_failed_batch = self._batch_failed
         self._follower = Follower(self._ctx)
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -359,6 +360,15 @@ class ReleaseEngine:
                 await self._changes.advance(reason, automatic=True)
             case policy.Hold():
                 pass
+
+    async def _batch_failed(self, message: str) -> None:
+        """A rolling batch that did not come up on the new version: the done batches go
+        back (auto_rollback), or the release waits for a human with the server out."""
+        if self.plan.auto_rollback:
+            await self._rollback.start(f"a batch failed: {message}", automatic=True)
+        else:
+            self._changes.set_paused(f"a batch failed: {message} — roll back, or fix the "
+                                     "server and resume")
 
     def _say_hold(self, hold: str | None) -> None:
         """Say once on the event stream that the schedule holds the release, and once

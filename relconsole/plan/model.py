@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from relconsole import units
-from relconsole.model import ControllerStep, GateSpec, ReleasePlan
+from relconsole.model import ControllerStep, GateSpec, ReleasePlan, Step
 from relconsole.placeholders import dashboards
 from relconsole.plan.facts import LiveFacts
 from relconsole.plan.risk import Risk, assess, rate, span
@@ -100,6 +100,30 @@ def _checkpoint(plan: ReleasePlan) -> str:
     return f"every gate must PASS — {gates}{tail}"
 
 
+def step_what(plan: ReleasePlan, step: Step) -> str:
+    """What a step does, in its strategy's words ("canary at 10 %", "cohort beta-users
+    (header X-User-Group = beta) to the canary", "mirror 20 % …", "batch 2 …")."""
+    label = step.label
+    if label == "switch":
+        return ("switch: all traffic to green, blue drains and stays ready for a switch "
+                "back; the gates judge green against blue's last readings")
+    if label == "done":
+        return "green keeps all traffic — the release is promoted"
+    if label.startswith("batch "):
+        total = len(plan.steps)
+        return (f"{label} of {total}: its servers drained, deployed, health-checked and back "
+                f"in rotation ({step.weight} % of servers then on {plan.version})")
+    if label.startswith("cohort "):
+        cohort = plan.cohort(label.removeprefix("cohort "))
+        who = f" ({cohort.describe()})" if cohort is not None else ""
+        return f"{label}{who} to the canary, whatever the weight"
+    if label.startswith("mirror "):
+        return (f"{label} of live requests copied to the canary, its answers dropped "
+                "(no user sees it)")
+    extra = step.route.text()
+    return f"canary at {step.weight} %" + (f" (and {extra})" if extra else "")
+
+
 def _steps(plan: ReleasePlan, facts: LiveFacts, now: float) -> tuple[tuple[StepLine, ...], str]:
     if not plan.steps:
         return _rollout_steps(plan, facts)
@@ -123,7 +147,7 @@ def _steps(plan: ReleasePlan, facts: LiveFacts, now: float) -> tuple[tuple[StepL
                         f"{span(step.bake)}, {when}; then promoted")
                 checkpoint = f"Validation checkpoint before promotion: {check}"
         else:
-            text = (f"Step {number}: canary at {step.weight} %, bake {span(step.bake)} — "
+            text = (f"Step {number}: {step_what(plan, step)}, bake {span(step.bake)} — "
                     f"expected {span(step.bake)}, {when}")
             after = ("; then an operator advances (auto_advance: false)" if waits
                      else "; then it advances by itself on passing gates")
@@ -244,13 +268,28 @@ def _triggers(plan: ReleasePlan, traffic_type: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _undo(plan: ReleasePlan, traffic_type: str) -> str:
+    """How the traffic half of a rollback goes, in the strategy's words."""
+    if plan.strategy == "rolling":
+        return (f"Deploy {plan.baseline_version or 'the old version'} again on the batches "
+                f"already done, newest first, through {traffic_type}: each drained, deployed, "
+                "health-checked and back in rotation; done once every server runs it")
+    if plan.strategy == "blue-green":
+        return (f"Switch all traffic back to blue through {traffic_type}, green drained; "
+                "done once the weights and server states read back blue")
+    undo = {"ab": "take the cohorts out of the routing, ",
+            "shadow": "turn the mirror off, "}.get(plan.strategy, "")
+    return (f"Send all traffic back to the stable version through {traffic_type} ({undo}"
+            "weight 0), and read it back: the rollback is reported done only once it reads "
+            "0 %" + (" with nothing routed" if undo else ""))
+
+
 def _rollback(plan: ReleasePlan, traffic_type: str, config: str) -> tuple[str, ...]:
     out = []
     if plan.kill_flags_on_rollback and plan.release_flags:
         out.append("Kill the release's flags first (rollback.kill_flags): "
                    f"{', '.join(plan.release_flags)} — each read back to verify")
-    out.append(f"Send all traffic back to the stable version through {traffic_type}, and read "
-               "the weight back: the rollback is reported done only once it reads 0 %")
+    out.append(_undo(plan, traffic_type))
     out.append(f"A rollback that fails is retried with backoff (at most "
                f"{span(plan.rollback_retry_max)} apart) until verified; headless and one-shot "
                f"commands give up after {span(plan.rollback_give_up)} and say so")

@@ -89,6 +89,19 @@ def _seconds(raw: Any, default: float) -> float:
         return default
 
 
+def _rolling_estimate(plan: ReleasePlan, traffic: dict[str, Any]) -> str:
+    """A rolling rollback deploys every done batch again: as long as rolling forward."""
+    from relconsole.clock import SystemClock
+    from relconsole.providers import registry
+    from relconsole.providers.base import BuildContext
+
+    provider = registry.build_traffic(traffic, BuildContext(plan=plan, clock=SystemClock()))
+    bound = float(getattr(provider, "action_timeout", plan.call_timeout))
+    return (f"up to {span(bound)}: each batch already done is deployed again with "
+            f"{plan.baseline_version or 'the old version'}, newest first — drained, deployed, "
+            "health-checked and back in rotation, as slow as rolling forward")
+
+
 def rollback_estimate(plan: ReleasePlan, traffic: dict[str, Any]) -> Rollback:
     """How long traffic takes to go back, as the traffic provider's own settings say."""
     kind = str(traffic.get("type", ""))
@@ -96,6 +109,8 @@ def rollback_estimate(plan: ReleasePlan, traffic: dict[str, Any]) -> Rollback:
     try:
         if kind == "sim":
             text, level = "instant (the simulator moves traffic at once)", Level.LOW
+        elif plan.strategy == "rolling":
+            text, level = _rolling_estimate(plan, traffic), Level.MEDIUM
         elif kind == "haproxy":
             from relconsole.providers.haproxy import parse_settings as haproxy_settings
 

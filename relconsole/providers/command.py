@@ -11,6 +11,12 @@ with `asyncio.create_subprocess_exec` — never through a shell, so a reason suc
 "stable", "up": true, "detail": "…"}]`. Every run's exit code, duration and (truncated)
 output are kept in `last_run`; a failing run raises a `ProviderError` that carries them,
 so the journal records what the tool said.
+
+Shadow traffic (release.strategy shadow): the `set_mirror` hook, with `{percent}`, has the
+proxy copy that share of live requests to the canary and drop its answers; `status` then
+also prints the live share, `{"canary_weight": 0, "mirror": 20}`. The engine moves such a
+release with `set_route` (mirror, then weight, each only when it differs from the live
+one, both read back); a rollback is `set_route(0, Route())`: mirror 0, then weight 0.
 """
 
 from __future__ import annotations
@@ -27,16 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from relconsole.commands import run_argv
-from relconsole.model import Role, ServerHealth, TrafficState
+from relconsole.model import Role, Route, ServerHealth, TrafficState
 from relconsole.providers._settings import Settings, kind_of
 from relconsole.providers.base import BuildContext, ProviderError
 from relconsole.secrets import Secret
 
 NAME = "command"
-INTENTS = ("set_weight", "status", "promote", "rollback")
-PLACEHOLDERS = ("weight", "version", "reason", "service", "environment")
+INTENTS = ("set_weight", "status", "promote", "rollback", "set_mirror")
+PLACEHOLDERS = ("weight", "version", "reason", "service", "environment", "percent")
 # Placeholders that only exist for a change, not for the read-back.
-CHANGE_ONLY = ("weight", "reason")
+CHANGE_ONLY = ("weight", "reason", "percent")
+# Placeholders only one hook is given: {percent} is the mirror share set_mirror sets.
+HOOK_ONLY = {"percent": "set_mirror"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MESSAGE_OUTPUT = 300  # characters of output quoted in an error message
 
@@ -107,6 +115,9 @@ def _argv(s: Settings, key: str) -> tuple[Arg, ...] | None:
                 raise s.error(f"{key}[{i}]: unknown placeholder {{{name}}} (known: {known})")
             if key == "status" and name in CHANGE_ONLY:
                 raise s.error(f"status[{i}]: {{{name}}} is only known when changing traffic")
+            if HOOK_ONLY.get(name, key) != key:
+                raise s.error(f"{key}[{i}]: {{{name}}} is only known in "
+                              f"{HOOK_ONLY[name]} (the mirror share it sets)")
     return tuple(out)
 
 
@@ -119,7 +130,10 @@ def _program_exists(program: str, cwd: str | None) -> bool:
     return shutil.which(program) is not None
 
 
-def parse_settings(raw: dict[str, Any], *, call_timeout: float) -> CommandSettings:
+def parse_settings(raw: dict[str, Any], *, call_timeout: float,
+                   strategy: str | None = None) -> CommandSettings:
+    """The hooks, checked. With `strategy` (release.strategy) the hooks must fit it:
+    shadow needs `set_mirror`, which nothing else uses; None skips that check."""
     s = Settings(NAME, raw, (*INTENTS, "timeout", "cwd", "env"))
     hooks: dict[str, tuple[Arg, ...]] = {}
     for key in INTENTS:
@@ -131,6 +145,14 @@ def parse_settings(raw: dict[str, Any], *, call_timeout: float) -> CommandSettin
             raise s.error(f"'{key}' is required (an argv list)"
                           + (": a command that prints {\"canary_weight\": N}"
                              if key == "status" else ""))
+    if strategy == "shadow" and "set_mirror" not in hooks:
+        raise s.error("'set_mirror' is required with release.strategy shadow: an argv "
+                      "list that has the proxy mirror {percent}% of live requests to the "
+                      "canary (and status must print \"mirror\": N)")
+    if strategy is not None and strategy != "shadow" and "set_mirror" in hooks:
+        # Accepted and never run would be worse than refused: nothing would mirror.
+        raise s.error(f"'set_mirror' is only used with release.strategy shadow (this "
+                      f"release is {strategy}); remove it or use strategy shadow")
     cwd = s.text("cwd")
     if cwd is not None and not Path(cwd).is_dir():
         raise s.error(f"cwd {cwd} is not a directory")
@@ -178,8 +200,22 @@ def fill(argv: Sequence[Arg], values: dict[str, str]) -> list[Arg]:
     return out
 
 
-def parse_status(stdout: str) -> TrafficState:
-    """The JSON a status hook prints -> TrafficState; anything else is a clear error."""
+def _percent(doc: dict[str, Any], key: str) -> int:
+    value = doc.get(key)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ProviderError(f"{NAME}: status {key} must be a whole number 0..100, "
+                            f"got {str(value)[:30]!r}")
+    return value
+
+
+def parse_status(stdout: str, *, mirror: bool = False) -> TrafficState:
+    """The JSON a status hook prints -> TrafficState; anything else is a clear error.
+
+    `mirror`: the release mirrors traffic (set_mirror), so the share must be read back:
+    a status without `"mirror"` is an error, not 0, or a mirror left on would go unseen.
+    """
     text = stdout.strip()
     doc: Any = None
     candidates = [text] + [line for line in reversed(text.splitlines()) if line.strip()]
@@ -190,12 +226,14 @@ def parse_status(stdout: str) -> TrafficState:
     if not isinstance(doc, dict):
         raise ProviderError(f"{NAME}: status printed no JSON object with canary_weight "
                             f"(got: {_tail(text, 120) or 'nothing'})")
-    weight = doc.get("canary_weight")
-    if isinstance(weight, float) and weight.is_integer():
-        weight = int(weight)
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise ProviderError(f"{NAME}: status canary_weight must be a whole number 0..100, "
-                            f"got {str(weight)[:30]!r}")
+    weight = _percent(doc, "canary_weight")
+    route = Route()
+    if "mirror" in doc:
+        route = Route(mirror=_percent(doc, "mirror"))
+    elif mirror:
+        raise ProviderError(f"{NAME}: status printed no \"mirror\": N (the share of live "
+                            "requests copied to the canary), which a shadow release reads "
+                            "back after set_mirror")
     servers: list[ServerHealth] = []
     for item in doc.get("servers") or []:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
@@ -203,7 +241,7 @@ def parse_status(stdout: str) -> TrafficState:
         role = Role.CANARY if item.get("role") == "canary" else Role.BASELINE
         servers.append(ServerHealth(item["name"], role, up=bool(item.get("up", False)),
                                     detail=str(item.get("detail", ""))[:80]))
-    return TrafficState(canary_weight=weight, servers=tuple(servers))
+    return TrafficState(canary_weight=weight, servers=tuple(servers), route=route)
 
 
 class CommandTraffic:
@@ -255,19 +293,61 @@ class CommandTraffic:
             raise ProviderError(f"{NAME}: {run.summary()}")
         return run
 
+    @property
+    def mirrors(self) -> bool:
+        """Whether this provider can mirror traffic (a `set_mirror` hook)."""
+        return "set_mirror" in self.settings.hooks
+
     async def read(self) -> TrafficState:
         run = await self.run("status", {})
-        return parse_status(run.stdout)
+        return parse_status(run.stdout, mirror=self.mirrors)
 
     async def set_weight(self, weight: int, *, reason: str) -> None:
         if not 0 <= weight <= 100:
             raise ProviderError(f"{NAME}: weight {weight} is outside 0..100")
+        await self._weight(weight, reason)
+
+    async def _weight(self, weight: int, reason: str) -> None:
         intent = "set_weight"
         if weight == 100 and "promote" in self.settings.hooks:
             intent = "promote"
         elif weight == 0 and "rollback" in self.settings.hooks:
             intent = "rollback"
         await self.run(intent, {"weight": str(weight), "reason": reason})
+
+    async def set_route(self, weight: int, route: Route, *, reason: str) -> None:
+        """`RouteTraffic`: the mirror share first, then the weight, each only where it
+        differs from what status reads now; returns once status reads both back.
+
+        Mirror before weight: on the way up the canary is judged on copies before it
+        answers anyone, and a rollback (weight 0, `Route()`) turns the copies off even if
+        the weight hook then fails. Cohorts and batches are not this provider's to route.
+        """
+        if route.cohorts or route.batches:
+            raise ProviderError(f"{NAME}: cannot route {route.text()}: the command "
+                                "provider mirrors (set_mirror) and weights (set_weight) only")
+        if not 0 <= weight <= 100:
+            raise ProviderError(f"{NAME}: weight {weight} is outside 0..100")
+        if not 0 <= route.mirror <= 100:
+            raise ProviderError(f"{NAME}: mirror {route.mirror}% is outside 0..100")
+        if route.mirror and not self.mirrors:
+            raise ProviderError(f"{NAME}: no set_mirror hook, so nothing can mirror "
+                                f"{route.mirror}% of traffic (add set_mirror: [argv …])")
+        try:
+            live: TrafficState | None = await self.read()
+        except ProviderError:
+            # Unknown is not "already there": a rollback must still run both hooks.
+            live = None
+        if self.mirrors and (live is None or live.route.mirror != route.mirror):
+            await self.run("set_mirror", {"percent": str(route.mirror),
+                                          "weight": str(weight), "reason": reason})
+        if live is None or live.canary_weight != weight:
+            await self._weight(weight, reason)
+        after = await self.read()
+        if after.route.mirror != route.mirror or after.canary_weight != weight:
+            raise ProviderError(
+                f"{NAME}: asked for mirror {route.mirror}% and weight {weight}%, but status "
+                f"reads mirror {after.route.mirror}% and weight {after.canary_weight}%")
 
     async def close(self) -> None:
         return None
@@ -277,7 +357,8 @@ def build_traffic(settings: dict[str, Any], ctx: BuildContext) -> object:
     if ctx.plan.strategy == "rolling":
         from relconsole.providers.rolling import build_command_rolling
         return build_command_rolling(settings, ctx)
-    parsed = parse_settings(settings, call_timeout=ctx.plan.call_timeout)
+    parsed = parse_settings(settings, call_timeout=ctx.plan.call_timeout,
+                            strategy=ctx.plan.strategy)
     values = {
         "version": ctx.versions.get("canary") or ctx.plan.version,
         "service": ctx.plan.service,

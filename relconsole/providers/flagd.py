@@ -18,6 +18,15 @@ relconsole edits that file:
   "on" first a key is "on" exactly when its hash falls below ``on/total`` of the range:
   raising the percentage only adds keys (monotonic), whatever the total weight. The
   bucketing expression, if the file has one, is kept, so the same key decides.
+- cohort (`target`): the flag's targeting is wrapped in one rule per attribute,
+  ``{"if": [{"in": [{"var": ATTR}, [V1, V2]]}, "on", <the targeting as it was>]}``, so a
+  context whose ATTR is one of the values gets "on" whatever the percentage, and every
+  other context gets exactly what the targeting gave before (the ``fractional`` part
+  and its bucketing untouched: the same targetingKey gets the same answer). A user id
+  (``userId``) is OpenFeature's ``targetingKey``. Targeting the same attribute again
+  replaces its values in place; `untarget` unwraps exactly that rule. Reading back, the
+  rules of exactly that shape at the top of the targeting are the flag's cohorts
+  (`Flag.segments`), whoever wrote them; nothing deeper is read as one.
 
 Writes keep every field relconsole does not understand (``$evaluators``, other flags,
 metadata, key order, indentation), are validated against the flagd schema's structure,
@@ -43,7 +52,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from relconsole.model import Flag, FlagKind
+from relconsole.model import Flag, FlagKind, Segment
 from relconsole.providers._http import iso_time
 from relconsole.providers.base import BuildContext, ProviderError
 
@@ -202,6 +211,60 @@ def split_fractional(args: list[Any]) -> tuple[list[Any], list[tuple[Any, int]]]
     return prefix, entries
 
 
+# OpenFeature's user identity: the evaluation context's targeting key, which flagd puts in
+# the data as "targetingKey" (and which `fractional` buckets by).
+USER_ID = "userId"
+TARGETING_KEY = "targetingKey"
+
+
+def _var(attribute: str) -> str:
+    return TARGETING_KEY if attribute == USER_ID else attribute
+
+
+def cohort_rule(node: Any, on: str) -> tuple[Segment, Any] | None:
+    """(the cohort, the targeting it wraps) where `node` is exactly a rule `target`
+    writes: ``{"if": [{"in": [{"var": NAME}, [strings]]}, on, rest]}``; else None."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return None
+    args = node.get("if")
+    if not isinstance(args, list) or len(args) != 3 or args[1] != on:
+        return None
+    test = args[0]
+    if not isinstance(test, dict) or len(test) != 1:
+        return None
+    inside = test.get("in")
+    if not isinstance(inside, list) or len(inside) != 2:
+        return None
+    var, values = inside
+    if not isinstance(var, dict) or len(var) != 1 or not isinstance(var.get("var"), str):
+        return None
+    if (not isinstance(values, list) or not values
+            or not all(isinstance(v, str) for v in values)):
+        return None
+    name = var["var"]
+    attribute = USER_ID if name == TARGETING_KEY else name
+    return Segment(attribute, tuple(values)), args[2]
+
+
+def cohort_chain(targeting: Any, on: str) -> tuple[list[Segment], Any]:
+    """The cohorts at the top of a flag's targeting, outermost first, and what they wrap."""
+    segments: list[Segment] = []
+    node = targeting
+    while (found := cohort_rule(node, on)) is not None:
+        segments.append(found[0])
+        node = found[1]
+    return segments, node
+
+
+def wrap_cohorts(segments: list[Segment], rest: Any, on: str) -> Any:
+    """The targeting for `segments` (outermost first) around `rest`."""
+    node = rest
+    for segment in reversed(segments):
+        node = {"if": [{"in": [{"var": _var(segment.attribute)}, list(segment.values)]},
+                       on, node]}
+    return node
+
+
 class NotRegularFile(OSError):
     """The flag file's path names a FIFO, socket or device."""
 
@@ -209,6 +272,7 @@ class NotRegularFile(OSError):
 class FlagdFlags:
     name = "flagd"
     supports_rollout = True
+    segments_supported = True
 
     def __init__(self, settings: dict[str, Any], ctx: BuildContext) -> None:
         unknown = set(settings) - {"type", "path", "on_variant", "off_variant"}
@@ -298,6 +362,12 @@ class FlagdFlags:
         share = sum(w for v, w in entries if v == on)
         return round(100 * share / total)
 
+    def _segments(self, key: str, flag: dict[str, Any]) -> tuple[Segment, ...]:
+        on, _ = self._variant_names(key, flag)
+        if on is None:
+            return ()
+        return tuple(cohort_chain(flag.get("targeting"), on)[0])
+
     def _flag(self, key: str, flag: dict[str, Any]) -> Flag:
         meta = flag.get("metadata") or {}
         return Flag(
@@ -305,6 +375,7 @@ class FlagdFlags:
             kind=FlagKind.parse(meta.get("type") or meta.get("flagType")),
             enabled=flag.get("state") == "ENABLED",
             rollout=self._rollout(key, flag),
+            segments=self._segments(key, flag),
             owner=str(meta.get("owner") or ""),
             description=str(meta.get("description") or ""),
             created=iso_time(meta.get("createdAt") or meta.get("created")),
@@ -424,6 +495,13 @@ class FlagdFlags:
                 )
             targeting = flag.get("targeting")
             args = find_fractional(targeting)
+            cohorts, rest = cohort_chain(targeting, on)
+            if args is None and cohorts and rest is None:
+                # Only cohorts (`target` on a flag without targeting): the percentage
+                # goes where "everyone else" is decided, inside them.
+                split = {"fractional": [[on, percent], [off, 100 - percent]]}
+                flag["targeting"] = wrap_cohorts(cohorts, split, on)
+                return
             if args is None:
                 if targeting:
                     raise ProviderError(
@@ -451,6 +529,47 @@ class FlagdFlags:
             args[:] = [*prefix, [on, on_weight], [off, total - on_weight]]
 
         self._edit(key, change)
+
+    def _set_cohort(self, key: str, attribute: str, segment: Segment | None) -> None:
+        """Add or replace (`segment`) or remove (None) the cohort rule on `attribute`."""
+        name = _shown(key, 80)
+        if attribute == TARGETING_KEY:
+            raise ProviderError(f"flagd: target user ids as {USER_ID} (it is OpenFeature's "
+                                f"{TARGETING_KEY}, which relconsole writes by that name)")
+
+        def change(flag: dict[str, Any]) -> None:
+            on, _ = self._variant_names(key, flag)
+            if on is None:
+                raise ProviderError(
+                    f"flagd: {name} has no on variant (variants: "
+                    f"{_shown(', '.join(flag.get('variants', {})), 120)}); set on_variant"
+                )
+            cohorts, rest = cohort_chain(flag.get("targeting"), on)
+            if rest == {}:
+                rest = None  # an empty targeting means none; wrapped, {} is no variant
+            at = next((i for i, s in enumerate(cohorts) if s.attribute == attribute), None)
+            if segment is None:
+                if at is None:
+                    raise ProviderError(
+                        f"flagd: {name} has no cohort on {_shown(attribute, 80)}; "
+                        "nothing was written")
+                del cohorts[at]
+            elif at is None:
+                cohorts.insert(0, segment)  # first: it wins over any rule it wraps
+            else:
+                cohorts[at] = segment  # in place: the order of the others stays
+            if not cohorts and rest is None:
+                flag.pop("targeting", None)  # as it was before the first cohort
+            else:
+                flag["targeting"] = wrap_cohorts(cohorts, rest, on)
+
+        self._edit(key, change)
+
+    async def target(self, key: str, segment: Segment, *, reason: str) -> None:
+        await asyncio.to_thread(self._set_cohort, key, segment.attribute, segment)
+
+    async def untarget(self, key: str, attribute: str, *, reason: str) -> None:
+        await asyncio.to_thread(self._set_cohort, key, attribute, None)
 
     async def set_enabled(self, key: str, enabled: bool, *, reason: str) -> None:
         await asyncio.to_thread(self._set_state, key, enabled)

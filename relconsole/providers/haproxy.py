@@ -6,9 +6,18 @@ percent. Each change is one command line (`set weight …; set weight …`) so H
 applies it in one go, then the weights are read back with `get weight` before the call
 returns; the engine reads once more to verify.
 
-Blue-green (`release.strategy: blue-green`) switches sides with drain: the side that
-loses traffic goes to `state drain` and the switch waits until its sessions reach zero
-(or `drain_timeout`), and the reverse on rollback.
+Blue-green (`release.strategy: blue-green`; blue is `stable:`, green is `canary:`):
+
+- Preview. `preview:` is a URL that reaches green only (a second frontend whose backend
+  holds only the green servers, or a header route, whose header goes in
+  `preview_headers:`). While green takes no user traffic, every `read()` GETs it and
+  says what it answered (`TrafficState.note`, and the green servers' health detail).
+- Switch (`set_weight(100)`). Refused, with nothing changed, unless the preview answers
+  2xx right before it. Then green is made ready at full weight and blue goes to `state
+  drain`; the call waits until blue's sessions reach zero or `drain_timeout` (default
+  45 s) passes, and returns once `get weight` and `show servers state` say green ready,
+  blue drained. `action_timeout` tells the engine how long such a call may take.
+- Rollback (`set_weight(0)`) is the same switch the other way, without the preview.
 
 The runtime API answers in free text; every answer is parsed defensively, and anything
 unexpected (unknown server, permission denied, garbage) becomes a `ProviderError` with
@@ -24,17 +33,24 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
+from urllib.parse import urlsplit
 
 from relconsole.model import Role, ServerHealth, TrafficState
+from relconsole.providers._http import HttpApi, HttpSettings
 from relconsole.providers._settings import Settings, kind_of
 from relconsole.providers.base import BuildContext, ProviderError
 
 NAME = "haproxy"
 MAX_WEIGHT = 256  # HAProxy's limit for an absolute server weight
 FULL_WEIGHT = 100  # a blue-green side's weight while it takes traffic
+DEFAULT_DRAIN = 45.0  # blue-green: seconds the old side drains at a switch (30–60 s asked)
+MAX_DRAIN = 600.0
+# `show servers state` admin bits: forced drain (what a switch sets) and maintenance.
+ADMIN_DRAIN = 0x08
+ADMIN_MAINT = 0x01
 MAX_REPLY = 8 * 1024 * 1024
 # HAProxy's own rule for proxy and server names; it also keeps `;` (the command
 # separator) and newlines out of every command we send.
@@ -43,6 +59,8 @@ _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 # a weight HAProxy never wrote. At most 3 digits: HAProxy's weights are 0..256, and
 # int() of a 5000-digit "weight" raised ValueError.
 _WEIGHT_REPLY = re.compile(r"(\d{1,3}) \(initial (\d{1,3})\)\Z", re.ASCII)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}\Z")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,1024}\Z")
 
 
 def _err(message: str) -> ProviderError:
@@ -65,9 +83,12 @@ class HAProxySettings:
     socket: str | None = None
     address: tuple[str, int] | None = None
     timeout: float = 2.0
-    drain_timeout: float = 2.0
+    drain_timeout: float = DEFAULT_DRAIN
     blue_green: bool = False
     drain_poll: float = 0.2
+    preview: str | None = None  # blue-green: a URL that reaches green only
+    preview_headers: tuple[tuple[str, str], ...] = ()
+    call_timeout: float = 5.0  # release.call_timeout, which bounds every call but a switch
 
     @property
     def where(self) -> str:
@@ -103,9 +124,51 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _preview(s: Settings, blue_green: bool) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    url = s.text("preview")
+    headers_raw = s.raw.get("preview_headers")
+    if not blue_green:
+        for key in ("preview", "preview_headers"):
+            if s.has(key):
+                # Accepted and ignored would be a lie: only a blue-green switch uses it.
+                raise s.error(f"'{key}' is for release.strategy: blue-green only; remove it")
+        return None, ()
+    if url is None:
+        raise s.error(
+            "'preview' is required for release.strategy: blue-green: a URL that reaches "
+            "only the green (canary) servers, checked before the switch — a second "
+            "frontend (preview: http://127.0.0.1:8081/healthz) or a header route "
+            "(preview: http://app.internal/healthz with preview_headers: {X-Release: green})")
+    try:
+        parts = urlsplit(url)
+        credentials = parts.username is not None or parts.password is not None
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        raise s.error(f"preview: '{_clip(url, 60)}' is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise s.error(f"preview must be an http:// or https:// URL, not '{_clip(url, 60)}'")
+    if credentials:
+        raise s.error("preview must not carry user:password@ (it is shown on screen); "
+                      "send a header with preview_headers instead")
+    headers: list[tuple[str, str]] = []
+    if headers_raw is not None:
+        if not isinstance(headers_raw, dict) or not headers_raw:
+            raise s.error(f"preview_headers must be a mapping of header names to values, "
+                          f"such as {{X-Release: green}}, not {kind_of(headers_raw)}")
+        for name, value in headers_raw.items():
+            if not isinstance(name, str) or not _HEADER_NAME.match(name):
+                raise s.error(f"preview_headers: {kind_of(name)} is not an HTTP header name")
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)) or \
+                    not _HEADER_VALUE.match(str(value)):
+                raise s.error(f"preview_headers: the value of {name} must be one line of "
+                              f"printable text, not {kind_of(value)}")
+            headers.append((name, str(value)))
+    return url, tuple(headers)
+
+
 def parse_settings(raw: dict[str, Any], *, strategy: str, call_timeout: float) -> HAProxySettings:
     s = Settings(NAME, raw, ("socket", "address", "backend", "stable", "canary", "timeout",
-                             "drain_timeout"))
+                             "drain_timeout", "preview", "preview_headers"))
     socket_path = s.text("socket")
     address_text = s.text("address")
     if (socket_path is None) == (address_text is None):
@@ -124,24 +187,26 @@ def parse_settings(raw: dict[str, Any], *, strategy: str, call_timeout: float) -
     timeout = s.duration("timeout", None)
     if timeout is None:
         timeout = max(0.2, min(2.0, call_timeout / 4))
-    blue_green = strategy == "blue-green"
-    drain = s.duration("drain_timeout", None)
-    # A switch drains, then reads back, inside one engine call: it must fit.
-    room = call_timeout - 3 * timeout
-    if drain is None:
-        drain = max(0.0, min(30.0, room * 0.8))
-    elif blue_green and drain >= room:
-        raise s.error(
-            f"drain_timeout {drain:g}s does not fit in release.call_timeout "
-            f"({call_timeout:g}s) with timeout {timeout:g}s; raise release.call_timeout to more "
-            f"than {drain + 3 * timeout:g}s or lower drain_timeout"
-        )
     if timeout >= call_timeout:
         raise s.error(f"timeout {timeout:g}s must be shorter than release.call_timeout "
                       f"({call_timeout:g}s)")
+    blue_green = strategy == "blue-green"
+    if strategy == "canary" and s.has("drain_timeout"):
+        raise s.error("'drain_timeout' is for release.strategy: blue-green only (a canary "
+                      "moves weights and drains nothing); remove it")
+    drain = s.duration("drain_timeout", DEFAULT_DRAIN)
+    assert drain is not None
+    # A switch is bounded by its own `action_timeout`, not by release.call_timeout; the
+    # bound keeps a typo (45m for 45s) from holding the release for an hour.
+    if drain > MAX_DRAIN:
+        raise s.error(f"drain_timeout {drain:g}s is longer than {MAX_DRAIN / 60:g} minutes; "
+                      "sessions that outlive a drain finish on the old side anyway, so a "
+                      "shorter drain (30s–60s) loses nothing")
+    preview, preview_headers = _preview(s, blue_green)
     return HAProxySettings(backend=backend, stable=stable, canary=canary, socket=socket_path,
                            address=address, timeout=timeout, drain_timeout=drain,
-                           blue_green=blue_green)
+                           blue_green=blue_green, preview=preview,
+                           preview_headers=preview_headers, call_timeout=call_timeout)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -386,6 +451,27 @@ class RuntimeAPI:
 # ----------------------------------------------------------------------------- the provider
 
 
+@dataclass(frozen=True)
+class PreviewResult:
+    """One GET of the preview URL: green's answer while it takes no user traffic."""
+
+    url: str
+    status: int | None  # None: no HTTP answer at all (see `problem`)
+    millis: float
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        """'200 in 12 ms at http://…', or what went wrong instead."""
+        if self.status is None:
+            return f"no answer from {self.url}: {self.problem}"
+        return f"{self.status} in {self.millis:.0f} ms at {self.url}"
+
+
 class HAProxyTraffic:
     """`TrafficProvider` over the weights of one backend's stable and canary servers."""
 
@@ -395,10 +481,23 @@ class HAProxyTraffic:
         self.settings = settings
         self.api = RuntimeAPI(settings)
         self.last_drain = ""  # how the last blue-green switch drained, for the operator
+        self.last_preview: PreviewResult | None = None
+        self._http: HttpApi | None = None
 
     @property
     def servers(self) -> tuple[str, ...]:
         return self.settings.canary + self.settings.stable
+
+    @property
+    def action_timeout(self) -> float:
+        """Seconds one move may take, for the engine to bound it by (instead of
+        release.call_timeout): a switch drains, then reads back. The runtime-API calls
+        of a switch, one timeout each: the check of the servers, the preview's GET, the
+        change, the last `show stat` of the drain, the read-back of weights and states."""
+        s = self.settings
+        if not s.blue_green:
+            return s.call_timeout
+        return max(s.call_timeout, s.drain_timeout + s.drain_poll + 6 * s.timeout + 1.0)
 
     def _path(self, server: str) -> str:
         return f"{self.settings.backend}/{server}"
@@ -419,7 +518,31 @@ class HAProxyTraffic:
     async def stats(self) -> dict[str, dict[str, str]]:
         return parse_stat(await self.api.call("show stat"), self.settings.backend)
 
+    async def probe_preview(self) -> PreviewResult:
+        """GET the preview URL once (blue-green): its status and time, or why none came."""
+        s = self.settings
+        assert s.preview is not None
+        if self._http is None:
+            parts = urlsplit(s.preview)
+            self._http = HttpApi(
+                NAME, HttpSettings(url=f"{parts.scheme}://{parts.netloc}", timeout=s.timeout,
+                                   max_retries=0), dict(s.preview_headers))
+        started = time.monotonic()
+        try:
+            # Every status is an answer to report: only a 2xx lets the switch go.
+            response = await self._http.request("GET", s.preview, "green preview",
+                                                ok=tuple(range(100, 600)))
+        except ProviderError as exc:
+            problem = str(exc).removeprefix(f"{NAME}: green preview: ")
+            result = PreviewResult(s.preview, None, 0.0, _clip(problem, 100))
+        else:
+            millis = (time.monotonic() - started) * 1000
+            result = PreviewResult(s.preview, response.status_code, millis)
+        self.last_preview = result
+        return result
+
     async def read(self) -> TrafficState:
+        s = self.settings
         weights, states, stats = await asyncio.gather(
             self.weights(), self.admin_states(), self.stats())
         # A drained or maintenance server takes no new traffic whatever its weight;
@@ -428,18 +551,20 @@ class HAProxyTraffic:
         def effective(server: str) -> int:
             return weights[server] if states.get(server, 0) == 0 else 0
 
-        percent = share([effective(s) for s in self.settings.canary],
-                        [effective(s) for s in self.settings.stable])
+        percent = share([effective(x) for x in s.canary], [effective(x) for x in s.stable])
         if percent is None:
-            raise _err(f"no server of backend {self.settings.backend} can take traffic "
+            raise _err(f"no server of backend {s.backend} can take traffic "
                        "(all at weight 0, drained or in maintenance)")
+        preview = await self.probe_preview() if s.blue_green and percent == 0 else None
         servers = tuple(
-            health(s, role, stats.get(s))
-            for role, names in ((Role.CANARY, self.settings.canary),
-                                (Role.BASELINE, self.settings.stable))
-            for s in names
+            _with_preview(health(x, role, stats.get(x)), preview)
+            for role, names in ((Role.CANARY, s.canary), (Role.BASELINE, s.stable))
+            for x in names
         )
-        return TrafficState(canary_weight=percent, servers=servers)
+        notes = [f"green preview: {preview.text}"] if preview is not None else []
+        if s.blue_green and self.last_drain:
+            notes.append(f"last switch: {self.last_drain}")
+        return TrafficState(canary_weight=percent, servers=servers, note=" · ".join(notes))
 
     async def _send(self, commands: list[str]) -> None:
         """Commands that answer nothing on success, sent as one line (applied together)."""
@@ -457,9 +582,17 @@ class HAProxyTraffic:
         s = self.settings
         if not 0 <= weight <= 100:
             raise _err(f"weight {weight} is outside 0..100")
-        await self.weights()  # unknown servers fail here, by name, before anything changes
+        before = await self.weights()  # unknown servers fail here, by name, before anything changes
         if s.blue_green and weight in (0, 100):
-            wanted = await self._switch(to_canary=weight == 100)
+            to_canary = weight == 100
+            if await self._switched(before, to_canary=to_canary):
+                return  # already there, verified: a repeated switch changes nothing
+            if to_canary:
+                preview = await self.probe_preview()
+                if not preview.ok:
+                    raise _err(f"switch refused, nothing changed: the green preview must "
+                               f"answer 2xx first, and got {preview.text}")
+            wanted = await self._switch(to_canary=to_canary)
         else:
             wc, ws = split_weights(weight, len(s.stable), len(s.canary))
             wanted = {**{c: wc for c in s.canary}, **{st: ws for st in s.stable}}
@@ -472,6 +605,25 @@ class HAProxyTraffic:
         wrong = [f"{x} reports {got[x]}, asked {w}" for x, w in wanted.items() if got[x] != w]
         if wrong:
             raise _err(f"weights not applied on backend {s.backend}: {'; '.join(wrong)}")
+        if s.blue_green and weight in (0, 100):
+            new, old = (s.canary, s.stable) if weight == 100 else (s.stable, s.canary)
+            states = await self.admin_states()
+            bad = [f"{x} is not ready (admin state {states[x]})" for x in new if states[x]]
+            bad += [f"{x} is not drained (admin state {states[x]})" for x in old
+                    if not states[x] & ADMIN_DRAIN]
+            if bad:
+                raise _err(f"switch not applied on backend {s.backend} (show servers state): "
+                           f"{'; '.join(bad)}")
+
+    async def _switched(self, weights: dict[str, int], *, to_canary: bool) -> bool:
+        """Whether the switch asked for is already in place: the new side ready at full
+        weight, the old side drained (`show servers state`)."""
+        s = self.settings
+        new, old = (s.canary, s.stable) if to_canary else (s.stable, s.canary)
+        if any(weights[x] != FULL_WEIGHT for x in self.servers):
+            return False
+        states = await self.admin_states()
+        return all(states[x] == 0 for x in new) and all(states[x] & ADMIN_DRAIN for x in old)
 
     async def _switch(self, *, to_canary: bool) -> dict[str, int]:
         """Blue-green: the new side ready at full weight, then the old side drained."""
@@ -501,7 +653,18 @@ class HAProxyTraffic:
         return wanted
 
     async def close(self) -> None:
-        return None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+def _with_preview(server: ServerHealth, preview: PreviewResult | None) -> ServerHealth:
+    """A green server's health with what the preview answered, while it is the only
+    traffic green gets (the preview reaches green as a whole, not one server)."""
+    if preview is None or server.role is not Role.CANARY:
+        return server
+    said = f"preview {preview.status}" if preview.status is not None else "preview failed"
+    return replace(server, detail=f"{server.detail} · {said}".strip(" ·"))
 
 
 def _int(text: str | None) -> int:

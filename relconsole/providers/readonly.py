@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relconsole.model import CounterPair, Flag, MetricPair, MetricSpec, Route, TrafficState
+from relconsole.model import (
+    CounterPair,
+    Flag,
+    MetricPair,
+    MetricSpec,
+    Route,
+    Segment,
+    TrafficState,
+)
 from relconsole.providers.base import (
     FlagProvider,
     MetricsProvider,
@@ -18,6 +26,7 @@ from relconsole.providers.base import (
     owns_steps,
     reads_counters,
     routes,
+    targets_segments,
 )
 
 
@@ -88,6 +97,7 @@ class ReadOnlyFlags:
         self._inner = inner
         self.name = inner.name
         self.supports_rollout = inner.supports_rollout
+        self.segments_supported = targets_segments(inner)
 
     async def list_flags(self) -> list[Flag]:
         return await self._inner.list_flags()
@@ -97,6 +107,12 @@ class ReadOnlyFlags:
 
     async def set_rollout(self, key: str, percent: int, *, reason: str) -> None:
         raise _refuse("changing a flag's rollout")
+
+    async def target(self, key: str, segment: Segment, *, reason: str) -> None:
+        raise _refuse("changing a flag's cohorts")
+
+    async def untarget(self, key: str, attribute: str, *, reason: str) -> None:
+        raise _refuse("changing a flag's cohorts")
 
     async def close(self) -> None:
         await self._inner.close()

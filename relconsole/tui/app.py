@@ -40,7 +40,7 @@ from relconsole.engine.state import Event, EventKind, Snapshot
 from relconsole.handoff import HANDOFF_TIMEOUT, Handoff, hand_off
 from relconsole.model import Flag, Mode, Phase
 from relconsole.tui import asks, hangup, keys
-from relconsole.tui.dialogs import ChoiceDialog, Dialog, Rollout
+from relconsole.tui.dialogs import ChoiceDialog, Dialog, Rollout, Targeting
 from relconsole.tui.gate_details import GateDetails
 from relconsole.tui.help import HelpScreen
 from relconsole.tui.journal_export import journal_markdown, save_new
@@ -71,7 +71,7 @@ WIDE = 110  # columns from which panels sit side by side and the footer has its 
 CRAMPED_BELOW = 24  # lines under which the metric panels give their rows to the rest
 R = TypeVar("R")
 STALL_AFTER_POLLS = 3  # snapshots missed before the header warns that the screen is old
-FLAG_ACTIONS = frozenset({"kill_flag", "restore_flag", "set_rollout"})
+FLAG_ACTIONS = frozenset({"kill_flag", "restore_flag", "set_rollout", "target_flag"})
 
 
 class ReleaseApp(App[None]):
@@ -574,6 +574,13 @@ class ReleaseApp(App[None]):
             return
         self.request_rollout(flag.key)
 
+    def action_target_flag(self) -> None:
+        flag = self.selected_flag
+        if flag is None:
+            self._notify("no flag selected — pick one in the Flags table", severity="warning")
+            return
+        self.request_target(flag.key)
+
     def _over(self, intent: str) -> str | None:
         """Why a traffic key has nothing left to do in this phase (rolled back: all of
         them; promoted: all but rollback), in the engine's words; None while it has."""
@@ -892,6 +899,10 @@ class ReleaseApp(App[None]):
             "percentage 0–100; asks for a reason" if self.snapshot.flag_rollout_supported
             else "not possible here: " + asks.rollout_unsupported(self.snapshot)
         )
+        cannot_target = asks.targeting_unsupported(self.snapshot)
+        target_help = ("users by attribute (plan=beta), whatever the percentage; asks for "
+                       "a reason" if cannot_target is None
+                       else f"not possible here: {cannot_target}")
         for flag in self.snapshot.flags:
             if flag.killed:
                 yield SystemCommand(f"Restore flag {flag.key}",
@@ -905,6 +916,8 @@ class ReleaseApp(App[None]):
                                     partial(self.request_flag, flag.key, False))
             yield SystemCommand(f"Set rollout of flag {flag.key}", rollout_help + note,
                                 partial(self.request_rollout, flag.key))
+            yield SystemCommand(f"Target a cohort with flag {flag.key}", target_help + note,
+                                partial(self.request_target, flag.key))
         if self.fleet:
             yield SystemCommand("Back to the fleet",
                                 "leave this console for the fleet table, as q leaves it (esc)",
@@ -1075,3 +1088,27 @@ class ReleaseApp(App[None]):
                        choice.reason)
 
         self._ask(asks.rollout(snap, flag), answered)
+
+    def request_target(self, key: str) -> None:
+        if self._refused("cohort"):
+            return
+        snap = self.snapshot
+        cannot = asks.targeting_unsupported(snap)
+        if cannot is not None:
+            self._notify(f"cohort not changed: {cannot}", severity="warning")
+            return
+        flag = next((f for f in snap.flags if f.key == key), None)
+        if flag is None:
+            self._notify(f"no flag {key} — it is no longer listed", severity="warning")
+            return
+
+        def answered(choice: Targeting | None) -> None:
+            if choice is None:
+                self._notify(f"cohort of {key} cancelled — nothing changed")
+                return
+            self._send("flag cohort",
+                       lambda: self.engine.set_flag_cohort(key, choice.attribute,
+                                                           choice.values, choice.reason),
+                       choice.reason)
+
+        self._ask(asks.target(snap, flag), answered)

@@ -6,6 +6,7 @@ place and can be checked without Pilot. The app pushes what these return.
 
 from __future__ import annotations
 
+from relconsole.engine.flag_actions import targeting_refusal
 from relconsole.engine.state import Snapshot
 from relconsole.model import Flag, Phase, ReleasePlan
 from relconsole.tui import format as fmt
@@ -15,6 +16,7 @@ from relconsole.tui.dialogs import (
     ConfirmDialog,
     ReasonDialog,
     RolloutDialog,
+    TargetDialog,
 )
 from relconsole.tui.widgets.flags import effect as flag_effect
 
@@ -77,7 +79,10 @@ def early_advance(snap: Snapshot) -> ConfirmDialog | None:
 
 
 def advances_to_last(snap: Snapshot) -> bool:
-    """Whether `a` now takes the canary to the last step: that is a promotion."""
+    """Whether `a` now takes the canary to the last step: that is a promotion. In
+    blue-green the switch is (all traffic moves at once); its end is not."""
+    if snap.plan.strategy == "blue-green":
+        return snap.step_index < 0
     return snap.step_index + 2 == len(snap.timeline)
 
 
@@ -121,6 +126,17 @@ def advance_to_last(snap: Snapshot) -> ReasonDialog:
     nxt = _next_weight(snap)
     early = _baked(snap) + " Advancing now cuts the bake short." if (
         snap.phase is Phase.PROGRESSING and snap.bake_remaining > 0) else ""
+    plan = snap.plan
+    if plan.strategy == "blue-green":
+        bake = plan.steps[0].bake if plan.steps else 0.0
+        return _reason_dialog(
+            f"Switch {plan.service} to green ({plan.version})?",
+            f"All traffic in {plan.environment} moves to green at once; blue "
+            f"({plan.baseline_version or 'stable'}) drains and stays ready for a switch "
+            f"back. The gates then judge green for {fmt.duration(bake)} against blue's "
+            "last readings.",
+            confirm="Switch to green", warning=early, plan=plan,
+        )
     return _reason_dialog(
         f"Advance {snap.plan.service} {snap.plan.version} to {nxt}%?",
         f"The last step: the canary goes from {snap.weight}% to {nxt}% of traffic in "
@@ -139,12 +155,32 @@ def retry_rollback(snap: Snapshot) -> ConfirmDialog:
     )
 
 
-def rollback(snap: Snapshot) -> ReasonDialog:
+def _undoing(snap: Snapshot) -> str:
+    """What a rollback undoes, in the strategy's words."""
     baseline = snap.plan.baseline_version or "stable"
+    route = snap.traffic.route if snap.traffic is not None else None
+    if snap.plan.strategy == "rolling":
+        done = route.batches if route is not None else 0
+        return (f"The {done} batch{'es' if done != 1 else ''} already on "
+                f"{snap.plan.version} are deployed again with {baseline}, newest first, "
+                "each drained and health-checked before it takes users.")
+    if snap.plan.strategy == "blue-green":
+        return (f"All traffic switches back to blue ({baseline}); green drains. "
+                f"Green now has {snap.weight}%.")
+    undo = []
+    if route is not None and route.cohorts:
+        undo.append(f"cohort {', '.join(route.cohorts)} stops reaching the canary")
+    if route is not None and route.mirror:
+        undo.append("the mirror is turned off")
+    before = f"{'; '.join(undo)}; " if undo else ""
+    return (f"All traffic goes back to {baseline}: {before}the canary goes from "
+            f"{snap.weight}% to 0%.")
+
+
+def rollback(snap: Snapshot) -> ReasonDialog:
     return ReasonDialog(
         f"Roll back {snap.plan.service} {snap.plan.version}?",
-        f"All traffic goes back to {baseline}: the canary goes from "
-        f"{snap.weight}% to 0%. The engine retries until it is verified.",
+        f"{_undoing(snap)} The engine retries until it is verified.",
         confirm="Roll back",
         required=True,
         danger=True,
@@ -211,6 +247,22 @@ def rollout(snap: Snapshot, target: Flag) -> RolloutDialog:
     production = snap.plan.production
     return RolloutDialog(target, typed_key=production,
                          typed_hint=typed_hint(snap.plan) if production else "")
+
+
+def target(snap: Snapshot, flag: Flag) -> TargetDialog:
+    production = snap.plan.production
+    return TargetDialog(flag, typed_key=production,
+                        typed_hint=typed_hint(snap.plan) if production else "")
+
+
+def targeting_unsupported(snap: Snapshot) -> str | None:
+    """Why this console cannot serve a flag to a cohort, or None when it can: a provider
+    that reads cohorts back (`Flag.segments` not None) can set them."""
+    if not snap.flags_provider:
+        return "no flag provider is configured"
+    if any(f.segments is not None for f in snap.flags):
+        return None
+    return targeting_refusal(snap.flags_provider).removeprefix("flag cohorts refused: ")
 
 
 def rollout_unsupported(snap: Snapshot) -> str:

@@ -4,6 +4,8 @@
 it refuses an empty reason itself, before anything reaches the engine.
 `RolloutDialog` returns a flag's new percentage and the reason; it refuses anything but
 a whole number from 0 to 100 itself.
+`TargetDialog` returns a flag's cohort to serve (`ATTR=V1,V2`) or to remove (`ATTR=`) and
+the reason; it refuses a cohort it cannot read, or the removal of one the flag lacks.
 `ConfirmDialog` returns True or False; `ChoiceDialog` the id of the choice made, or None.
 
 With `typed_key` (every flag change, and a promotion, in a production environment) a
@@ -37,6 +39,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 from textual.widgets.input import Selection
 
+from relconsole.engine.flag_actions import SEGMENT_EXAMPLES, attribute_problem, parse_segment
 from relconsole.model import Flag
 
 DIALOG_CSS = """
@@ -56,7 +59,7 @@ DIALOG_CSS = """
     #dialog.-danger #title { color: $text-error; }
     #body { width: 1fr; margin: 1 0 0 0; }
     #warning { width: 1fr; color: $text-warning; text-style: bold; margin: 1 0 0 0; }
-    #reason, #percent { margin: 1 0 0 0; }
+    #reason, #percent, #cohort { margin: 1 0 0 0; }
     #typed-hint { width: 1fr; margin: 1 0 0 0; color: $text-warning; }
     #error { width: 1fr; color: $text-error; text-style: bold; height: auto; min-height: 1; }
     &.-short {  /* 24 rows must hold the longest form: rollout in production */
@@ -481,6 +484,93 @@ class RolloutDialog(FormDialog[Rollout]):
         percent = parse_percent(self.value("percent"))
         assert isinstance(percent, int)
         return Rollout(percent, self.value("reason"))
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """A cohort to serve the flag to (`values`), or to stop serving it to (no values)."""
+
+    attribute: str
+    values: tuple[str, ...]
+    reason: str
+
+
+def parse_cohort(text: str, flag: Flag) -> Targeting | str:
+    """`plan=beta` (serve it), `plan=` (remove the cohort on plan), or what is wrong."""
+    raw = text.strip()
+    if not raw:
+        return f"Enter who it is for: ATTR=V1,V2 (e.g. {SEGMENT_EXAMPLES})."
+    attribute, sign, listed = raw.partition("=")
+    attribute = attribute.strip()
+    if sign and not listed.strip():
+        problem = attribute_problem(attribute)
+        if problem:
+            return problem[0].upper() + problem[1:] + "."
+        if not any(s.attribute == attribute for s in flag.segments or ()):
+            return f"{flag.key} has no cohort on {attribute} to remove."
+        return Targeting(attribute, (), "")
+    segment = parse_segment(raw)
+    if isinstance(segment, str):
+        return segment[0].upper() + segment[1:] + "."
+    return Targeting(segment.attribute, segment.values, "")
+
+
+def cohorts_now(flag: Flag) -> str:
+    """Who the flag is on for now, for the target dialog's body."""
+    rollout = (f"for {flag.rollout}% of users" if flag.rollout is not None
+               else "for everyone it targets")
+    cohorts = "; ".join(s.text() for s in flag.segments or ())
+    state = "KILLED (off for everyone; cohorts apply once it is restored)" if flag.killed \
+        else f"ON {rollout}"
+    return f"It is {state}" + (f", and on for {cohorts}." if cohorts else ", with no cohort.")
+
+
+class TargetDialog(FormDialog[Targeting]):
+    """Serve the selected flag to a cohort whatever its percentage, or stop; and why."""
+
+    DEFAULT_CSS = "TargetDialog {" + DIALOG_CSS + "    #reason { margin: 0; }\n}"
+
+    FIELDS = ("cohort", "reason")
+
+    def __init__(self, flag: Flag, *, typed_key: bool = False, typed_hint: str = "") -> None:
+        super().__init__(confirm="Target", danger=False,
+                         typed_key=flag.key if typed_key else "", hint=typed_hint)
+        self.flag = flag
+
+    def compose(self) -> ComposeResult:
+        flag = self.flag
+        mine = " ★ It belongs to this release." if flag.in_release else ""
+        body = (f"{cohorts_now(flag)}{mine} A cohort gets it ON whatever the percentage; "
+                "the same attribute replaces its cohort, ATTR= removes it.")
+        with Vertical(id="dialog"):
+            yield Label(f"Target a cohort with {flag.key}?", id="title", markup=False)
+            yield Static(body, id="body", markup=False)
+            yield _input("who: userId=alice,bob · plan=beta · country=DE,FR", "cohort")
+            yield _input("reason (required — it goes into the journal)", "reason")
+            yield from self.compose_typed()
+            yield from self.compose_end()
+
+    def after_key(self) -> None:
+        super().after_key()
+        found = parse_cohort(self.query_one("#cohort", Input).value, self.flag)
+        label = self.confirm
+        if isinstance(found, Targeting):
+            label = (f"Remove {found.attribute}" if not found.values
+                     else f"Serve {found.attribute}")
+        self.query_one("#confirm", Button).label = label
+
+    def problem(self, field: str) -> str:
+        if field == "cohort":
+            found = parse_cohort(self.value("cohort"), self.flag)
+            return found if isinstance(found, str) else ""
+        if field == "reason" and not self.value("reason"):
+            return "A reason is required: it is written to the journal."
+        return super().problem(field)
+
+    def result(self) -> Targeting:
+        found = parse_cohort(self.value("cohort"), self.flag)
+        assert isinstance(found, Targeting)
+        return Targeting(found.attribute, found.values, self.value("reason"))
 
 
 class ConfirmDialog(Dialog[bool]):

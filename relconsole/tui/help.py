@@ -13,7 +13,7 @@ from textual.widgets import Label, Static
 from relconsole.flags_audit import legend
 from relconsole.tui.keys import KEYS
 
-FLAG_KEYS = frozenset({"kill_flag", "restore_flag", "set_rollout"})
+FLAG_KEYS = frozenset({"kill_flag", "restore_flag", "set_rollout", "target_flag"})
 # Started again as it is, a rolled-back release attaches ROLLED BACK and stays there:
 # its journal says so, and the journal is never deleted.
 AFTER_ROLLBACK = (
@@ -42,7 +42,7 @@ def key_table(watching: bool, flags: bool = True) -> Table:
         table.add_row(Text(shown), Text(text))
     table.add_row("", "")
     if flags:
-        table.add_row("↑ ↓", "select a flag (for k and %)")
+        table.add_row("↑ ↓", "select a flag (for k, % and c)")
         table.add_row("tab", "move focus between the flags and the journal")
     table.add_row("escape", "close a dialog or this help without doing anything")
     if flags:

@@ -54,6 +54,10 @@ KEYS: tuple[KeySpec, ...] = (
             "restore: selected killed flag back on (asks for a reason)", True),
     KeySpec("percent_sign", "%", "set_rollout", "rollout",
             "rollout: selected flag's percentage, 0–100 (asks for a reason)", True),
+    # Not in the footer (its room is the release's): `?` and the palette name it.
+    KeySpec("c", "c", "target_flag", "cohort",
+            "cohort: selected flag on for a cohort (plan=beta; asks for a reason)", True,
+            footer=False),
     # Not a driving key: it is how a watcher becomes the driver, when nobody drives.
     KeySpec("t", "t", "take_lease", "take it",
             "take the free lease: drive from this console (only while nobody drives; "
@@ -63,7 +67,7 @@ KEYS: tuple[KeySpec, ...] = (
             "gate details: each gate's query as sent, values and their age, dashboard",
             False, palette="Gate details", footer=False),
     KeySpec("s", "s", "save_journal", "save",
-            "save the journal as Markdown (current directory, else the state folder)",
+            "save the journal as Markdown (current folder, else the state folder)",
             False, palette="Save journal to a file", footer=False),
     KeySpec("question_mark", "?", "help", "help", "this help", False,
             palette="Help: keys", palette_help="every key of this console", always=True),

@@ -206,7 +206,8 @@ def test_a_rollback_survives_the_haproxy_socket_disappearing(
 async def test_blue_green_drains_the_old_side_on_the_real_haproxy(box: Sandbox) -> None:
     settings = haproxy_settings(
         {"type": "haproxy", "socket": str(box.socket_path), "backend": "app",
-         "stable": "stable", "canary": "canary", "drain_timeout": "2s"},
+         "stable": "stable", "canary": "canary", "drain_timeout": "2s",
+         "preview": f"http://127.0.0.1:{box.ports.preview}/healthz"},
         strategy="blue-green", call_timeout=10.0)
     traffic = HAProxyTraffic(settings)
     await traffic.set_weight(100, reason="switch to green")

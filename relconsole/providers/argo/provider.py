@@ -50,6 +50,7 @@ from relconsole.model import (
     ControllerState,
     ControllerStep,
     Role,
+    Route,
     ServerHealth,
     TrafficState,
 )
@@ -76,8 +77,10 @@ from relconsole.providers.argo.view import (
     PauseStep,
     RolloutFormatError,
     RolloutView,
+    SetMirrorRouteStep,
     SetWeightStep,
     SideCounts,
+    mirror_steps,
     view,
 )
 from relconsole.providers.base import BuildContext, ProviderError
@@ -343,6 +346,17 @@ class ArgoRolloutsTraffic:
                     stream.kick.set()
                 raise _err(stream.problem)
         return self._state()
+
+    async def plan_mirror_steps(self) -> list[int]:
+        """Indices of the Rollout's steps that mirror traffic (`view.mirror_steps`), read
+        from the cluster: a shadow release needs at least one; a canary release whose
+        Rollout has them mirrors anyway, and should say so."""
+        await self.read()
+        assert self._ro is not None
+        try:
+            return mirror_steps(self._ro)
+        except RolloutFormatError as err:
+            raise _err(f"{self.resource} has a field relconsole cannot read: {err}") from None
 
     async def promote(self, *, full: bool, reason: str, actor: str) -> None:
         await self._act(PROMOTE if full else ADVANCE, reason, actor)
@@ -770,7 +784,10 @@ class ArgoRolloutsTraffic:
                            if name in self._runs.verdicts),
             last_action=self._last_action(),
         )
-        return TrafficState(canary_weight=weight, servers=servers, controller=controller)
+        # Shadow traffic: the share the Rollout's setMirrorRoute steps have the router
+        # mirror now (Argo writes no mirror in the status; view.py derives it).
+        return TrafficState(canary_weight=weight, servers=servers, controller=controller,
+                            route=Route(mirror=v.mirror))
 
     def _last_action(self) -> str:
         notes = _map(_map(_map(self._ro).get("metadata")).get("annotations"))
@@ -1024,7 +1041,8 @@ def _canary_plan(v: RolloutView, max_weight: int) -> tuple[ControllerStep, ...]:
                 waits = True
             elif step.seconds is not None and step.valid:
                 pause = float(step.seconds)
-        out.append(ControllerStep(step.text, weight, pause=pause, waits=waits))
+        text = step.plan_text if isinstance(step, SetMirrorRouteStep) else step.text
+        out.append(ControllerStep(text, weight, pause=pause, waits=waits))
     return tuple(out)
 
 

@@ -25,7 +25,11 @@ Every rule is a re-statement (not a copy) of argoproj/argo-rollouts at commit
   `PluginStep`, `RolloutExperimentStep`, `RolloutAnalysis`, `BlueGreenStrategy`); the
   order in which a step's kind is decided from `rolloututil.go` `CanaryStepString`; the
   default mirror percentage (100) from `rollout/trafficrouting/istio/istio.go`
-  `createMirrorRoute`.
+  `createMirrorRoute`; a setMirrorRoute without `match` removes its route
+  (`reconcileVirtualServiceMirrorRoutes`, and docs/features/traffic-management/index.md
+  "Traffic Mirroring to Canary"); a mirror step completes at once (`rollout/canary.go`
+  `completedCurrentCanaryStep`); the managed routes are removed on abort and once fully
+  promoted (`rollout/trafficrouting.go` `reconcileTrafficRouting`, `RemoveManagedRoutes`).
 
 Input handling follows Go's decoding of the same JSON: a missing or null field takes the
 zero value (or the documented default) the plugin would see; a field of the wrong type,
@@ -70,6 +74,7 @@ __all__ = [
     "StringMatch",
     "UnknownStep",
     "canary_steps",
+    "mirror_steps",
     "pause_duration_seconds",
     "rollout_phase",
     "view",
@@ -499,11 +504,28 @@ class SetMirrorRouteStep:
         return _DEFAULT_MIRROR_PERCENTAGE if self.percentage is None else self.percentage
 
     @property
+    def mirrors(self) -> int:
+        """The share of matching requests this step mirrors, 0..100 (0: it removes)."""
+        return 0 if self.removes else max(0, min(100, self.effective_percentage))
+
+    @property
     def text(self) -> str:
         if self.removes:
             return f"mirror route {self.name}: removed"
         what = "; ".join(m.text for m in self.matches)
         return f"mirror route {self.name}: {self.effective_percentage}% of {what}"
+
+    @property
+    def plan_text(self) -> str:
+        """The step in a release plan's words: 'mirror 20% (route mirror-route)'.
+
+        The match is named only when it narrows what is mirrored (the share is then a
+        share of those requests, not of all traffic)."""
+        if self.removes:
+            return f"mirror off (route {self.name})"
+        what = "; ".join(m.text for m in self.matches)
+        narrowed = "" if what in ("all requests", "path=/*") else f" of {what}"
+        return f"mirror {self.mirrors}%{narrowed} (route {self.name})"
 
 
 @dataclass(frozen=True)
@@ -1010,6 +1032,20 @@ def canary_steps(rollout: Mapping[str, Any]) -> tuple[CanaryStep, ...]:
     return () if ro.canary is None else ro.canary.steps
 
 
+def mirror_steps(rollout: Mapping[str, Any]) -> list[int]:
+    """Indices of the canary steps that turn a mirror on (setMirrorRoute with a match and
+    a share above 0), in order; empty when the plan mirrors nothing (strategy shadow
+    needs at least one). A setMirrorRoute with only a name removes its route and is not
+    counted. Raises RolloutFormatError like `view`.
+
+    Argo rejects setMirrorRoute without spec.strategy.canary.trafficRouting (InvalidSpec,
+    "SetMirrorRoute requires TrafficRouting"), so such steps are still listed: the plan
+    has them, and the Rollout's phase says why they do not run.
+    """
+    return [s.index for s in canary_steps(rollout)
+            if isinstance(s, SetMirrorRouteStep) and s.mirrors > 0]
+
+
 # --------------------------------------------------------------------------------------
 # ReplicaSets: which is stable, which is canary (replicaset_info.go)
 
@@ -1114,6 +1150,29 @@ def _set_weight(ro: _Rollout) -> int | None:
         if isinstance(earlier, SetWeightStep):
             return earlier.weight
     return 0
+
+
+def _mirror_routes(ro: _Rollout) -> tuple[tuple[str, int], ...]:
+    """The mirror routes the traffic router holds now, (name, percent), in step order.
+
+    The setMirrorRoute steps completed so far (status.currentStepIndex counts them: the
+    controller applies a mirror step and moves past it in one reconcile), each replacing
+    or, with no match, removing its named route. None while aborted or once fully
+    promoted, where the controller calls RemoveManagedRoutes (rollout/trafficrouting.go),
+    and none without a traffic router, which is the only thing that can mirror.
+    """
+    if ro.canary is None or not ro.canary.traffic_routing or ro.abort:
+        return ()
+    if ro.stable_rs and _fully_promoted(ro):
+        return ()
+    done = 0 if ro.current_step_index is None else ro.current_step_index
+    routes: dict[str, int] = {}
+    for step in ro.canary.steps[:done]:
+        if isinstance(step, SetMirrorRouteStep):
+            routes.pop(step.name, None)
+            if step.mirrors > 0:
+                routes[step.name] = step.mirrors
+    return tuple(routes.items())
 
 
 def _trunc_div(a: int, b: int) -> int:
@@ -1255,6 +1314,13 @@ class RolloutView:
     blue_green: BlueGreenView | None
     stable_hash: str
     current_hash: str
+    # Mirror routes the router holds now, (name, percent); `mirror` is the largest share,
+    # 0 for none. Derived from the steps completed: Argo records no mirror in the status.
+    mirror_routes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def mirror(self) -> int:
+        return max((percent for _, percent in self.mirror_routes), default=0)
 
     @property
     def step_count(self) -> int:
@@ -1343,4 +1409,5 @@ def view(
         blue_green=_blue_green_view(ro) if strategy == "BlueGreen" else None,
         stable_hash=ro.stable_rs,
         current_hash=ro.current_pod_hash,
+        mirror_routes=_mirror_routes(ro),
     )

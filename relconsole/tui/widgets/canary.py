@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.widgets import Digits
 
 from relconsole.engine.state import RollbackCause, Snapshot
-from relconsole.model import ControllerState, Mode, Phase, Role
+from relconsole.model import ControllerState, Mode, Phase, Role, Step
 from relconsole.tui import format as fmt
 from relconsole.tui.widgets import controller as ctl
 from relconsole.tui.widgets.field import Field
@@ -31,22 +31,58 @@ def undone_step(snapshot: Snapshot) -> int | None:
     return None
 
 
+def mark(step: Step) -> str:
+    """A step's name in the timeline: its weight, or what the strategy routes there
+    (a cohort's name, 'm20' for a 20 % mirror, 'b2' for the second batch, 'switch')."""
+    label = step.label
+    if label.startswith("cohort "):
+        return label.removeprefix("cohort ")
+    if label.startswith("mirror "):
+        return f"m{step.route.mirror}"
+    if label.startswith("batch "):
+        return "b" + label.removeprefix("batch ")
+    return label or str(step.weight)
+
+
 def timeline(snapshot: Snapshot) -> Content:
-    """'●1 ◉10 ○50 ○100': done, current, to come — with each step's weight; after a
-    rollback '●1 ✘10 ○50 ○100', the step it undid."""
+    """'●1 ◉10 ○50 ○100': done, current, to come — with each step's weight (or what the
+    strategy routes: '●beta ◉10 ○100', 'preview ◉switch ○done'); after a rollback
+    '●1 ✘10 ○50 ○100', the step it undid."""
     parts: list[Content] = []
     undone = undone_step(snapshot)
     current = undone if undone is not None else snapshot.step_index
-    for index, step in enumerate(snapshot.plan.steps):
-        if index < current:
-            parts.append(Content.styled(f"●{step.weight}", "$text-success"))
-        elif index == current and undone is not None:
-            parts.append(Content.styled(f"✘{step.weight}", "bold $text-error"))
-        elif index == current:
-            parts.append(Content.styled(f"◉{step.weight}", "bold $text-primary"))
+    if snapshot.plan.strategy == "blue-green":
+        # Before the switch green is only previewed: that is a stage of its own.
+        if current < 0 and snapshot.phase is not Phase.ROLLED_BACK:
+            parts.append(Content.styled("◉preview", "bold $text-primary"))
         else:
-            parts.append(Content.styled(f"○{step.weight}", "$text-muted"))
+            parts.append(Content.styled("●preview", "$text-success"))
+    for index, step in enumerate(snapshot.plan.steps):
+        name = mark(step)
+        if index < current:
+            parts.append(Content.styled(f"●{name}", "$text-success"))
+        elif index == current and undone is not None:
+            parts.append(Content.styled(f"✘{name}", "bold $text-error"))
+        elif index == current:
+            parts.append(Content.styled(f"◉{name}", "bold $text-primary"))
+        else:
+            parts.append(Content.styled(f"○{name}", "$text-muted"))
     return Content(" ").join(parts)
+
+
+def goal(step: Step, *, first: bool = False) -> str:
+    """What `a` does to reach `step`, after 'press a to': 'advance to 10%', 'send 1%',
+    'route cohort beta', 'mirror 20%', 'update batch 2', 'switch to green'."""
+    label = step.label
+    if label.startswith(("cohort ", "mirror ")) and step.weight == 0:
+        return f"route {label}" if label.startswith("cohort ") else label
+    if label.startswith("batch "):
+        return f"update {label}"
+    if label == "switch":
+        return "switch all traffic to green"
+    if label == "done":
+        return "finish (green keeps all traffic)"
+    return f"send {step.weight}%" if first else f"advance to {step.weight}%"
 
 
 def step_text(snapshot: Snapshot) -> str:
@@ -56,6 +92,30 @@ def step_text(snapshot: Snapshot) -> str:
     if undone is not None:
         return f"rolled back at step {undone + 1}/{count}"
     return f"step {max(snapshot.step_index + 1, 0)}/{count}"
+
+
+def route_text(snapshot: Snapshot) -> str:
+    """What reaches the new version besides the weight, as the provider read it:
+    'cohort beta-users → canary', 'mirror 20% (answers dropped)', '2/4 batches on
+    2.3.0'; blue-green's sides; '' for a plain canary."""
+    plan = snapshot.plan
+    traffic = snapshot.traffic
+    route = traffic.route if traffic is not None else None
+    if plan.strategy == "blue-green":
+        live = "green" if snapshot.weight >= 100 else "blue"
+        return f"{live} live · blue {plan.baseline_version or 'stable'} · green {plan.version}"
+    if route is None or not plan.routed:
+        return ""
+    if plan.strategy == "rolling":
+        total = len(plan.steps)
+        return f"{route.batches}/{total} batches on {plan.version}"
+    parts = []
+    if route.cohorts:
+        parts.append(f"cohort{'s' if len(route.cohorts) > 1 else ''} "
+                     f"{', '.join(route.cohorts)} → canary")
+    if route.mirror:
+        parts.append(f"mirror {route.mirror}% (answers dropped)")
+    return " · ".join(parts) or "no cohort or mirror yet"
 
 
 def cause_text(cause: RollbackCause | None) -> str:
@@ -119,13 +179,14 @@ def next_move(snapshot: Snapshot) -> str:
     if c is not None and snapshot.phase not in (Phase.ROLLING_BACK, Phase.ROLLBACK_FAILED):
         return ctl.hint(snapshot, c)
     steps = snapshot.plan.steps
-    following = (
-        steps[snapshot.step_index + 1].weight if snapshot.step_index + 1 < len(steps) else None
-    )
+    following = steps[snapshot.step_index + 1] if snapshot.step_index + 1 < len(steps) else None
     phase = snapshot.phase
     if phase is Phase.PENDING:
-        first = f"{steps[0].weight}%" if steps else "the first step"
-        return f"not started — press a to send {first}" if driving else "not started"
+        if snapshot.plan.strategy == "blue-green":
+            return ("preview — press a to switch all traffic to green" if driving
+                    else "preview: green takes no users yet")
+        first = goal(steps[0], first=True) if steps else "begin"
+        return f"not started — press a to {first}" if driving else "not started"
     if phase is Phase.PAUSED:
         return "p resume · r roll back" if driving else f"waiting for {snapshot.driver}"
     if phase is Phase.ROLLBACK_FAILED:
@@ -146,11 +207,14 @@ def next_move(snapshot: Snapshot) -> str:
     if following is None:
         return "at the last step"
     if snapshot.ready_to_advance:
+        plain = not following.label
         if auto:
-            return f"ready — advancing to {following}%"
+            return (f"ready — advancing to {following.weight}%" if plain
+                    else f"ready — auto: {goal(following)}")
         if driving:
-            return f"ready — press a to advance to {following}%"
-        return f"ready for {following}% — waiting for {snapshot.driver}"
+            return f"ready — press a to {goal(following)}"
+        return (f"ready for {following.weight}% — waiting for {snapshot.driver}" if plain
+                else f"ready to {goal(following)} — waiting for {snapshot.driver}")
     return "bake done — waiting for every gate to pass"
 
 
@@ -253,6 +317,7 @@ class CanaryPanel(Panel):
             next_move(snapshot),
             snapshot.traffic,
             health_text(snapshot),
+            route_text(snapshot),
         )
 
     def draw(self, snapshot: Snapshot) -> None:
@@ -271,9 +336,11 @@ class CanaryPanel(Panel):
         c = ctl.controller_of(snapshot)
         self.set_class(c is not None, "-controller")
         if c is None:
-            self.query_one("#step", ctl.FitField).choose(
-                Content.assemble(f"{step_text(snapshot)}  ", timeline(snapshot))
-            )
+            counted = Content.assemble(f"{step_text(snapshot)}  ", timeline(snapshot))
+            # A strategy's step names are longer than weights: where they do not fit
+            # beside the count, the timeline alone (its ◉ says which step).
+            alone = (timeline(snapshot),) if snapshot.plan.strategy != "canary" else ()
+            self.query_one("#step", ctl.FitField).choose(counted, *alone)
         else:
             self._draw_controller(snapshot, c)
 
@@ -283,10 +350,15 @@ class CanaryPanel(Panel):
         traffic = snapshot.traffic
         shown_health = health_text(snapshot)
         weights = ctl.weights_text(c) if c is not None and old is None else ""
+        routed = route_text(snapshot) if old is None else ""
         if weights and c is not None:
             short = ctl.weights_text(c, short=True)
             full = f"{weights} · {shown_health}"
             health.choose(full, f"{short} · {shown_health}", full)
+        elif routed:
+            # The route is what a tired reader must not miss: it wins over health when
+            # only one fits (a server down still colours the line).
+            health.choose(f"{routed} · {shown_health}", routed)
         else:
             health.choose(shown_health)
         # Canary pods the controller is still bringing up are not down: only a server

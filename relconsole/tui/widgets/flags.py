@@ -1,9 +1,10 @@
 """Feature flags and kill switches; the row under the cursor is the one `k` and `%` change.
 
-Columns: key (★ for the release's own flags), type, state with rollout, owner, age and
-the audit marker (hygiene findings, see `flags_audit`). Key, state and marker are always
-shown; a long key is cut with an ellipsis before owner, age and type (in that order) are
-left out. The line under the table describes the selected flag in full, findings included.
+Columns: key (★ for the release's own flags), type, state with rollout and cohorts
+("ON 10% +plan"), owner, age and the audit marker (hygiene findings, see `flags_audit`).
+Key, state and marker are always shown; a long key is cut with an ellipsis before owner,
+age and type (in that order) are left out. The line under the table describes the
+selected flag in full, cohorts and findings included.
 """
 
 from __future__ import annotations
@@ -51,10 +52,21 @@ def ordered(flags: tuple[Flag, ...]) -> list[Flag]:
 
 
 def state_text(flag: Flag) -> str:
-    """'KILLED', 'ON', or 'ON 25%' where the flag rolls out to a percentage."""
+    """'KILLED', 'ON', or 'ON 25%' where the flag rolls out to a percentage; '+plan' for
+    each attribute it has a cohort on ('ON 10% +plan'), so 80 columns show it too."""
     if flag.killed:
         return "KILLED"
-    return f"ON {flag.rollout}%" if flag.rollout is not None else "ON"
+    text = f"ON {flag.rollout}%" if flag.rollout is not None else "ON"
+    if flag.segments:
+        text += " +" + ",".join(s.attribute for s in flag.segments)
+    return text
+
+
+def cohorts_text(flag: Flag) -> str:
+    """'on for plan = beta; country in DE, FR', or '' without cohorts."""
+    if not flag.segments:
+        return ""
+    return "on for " + "; ".join(s.text() for s in flag.segments)
 
 
 def state_style(flag: Flag) -> str:
@@ -93,6 +105,8 @@ def describe(flag: Flag, findings: tuple[Finding, ...] = (), now: float | None =
     if flag.in_release:
         parts.append("★ this release")
     parts.append(flag.kind.value)
+    if flag.segments:
+        parts.append(cohorts_text(flag))
     parts.append(f"rollout {flag.rollout}%" if flag.rollout is not None else "no rollout")
     parts.append(f"owner {flag.owner}" if flag.owner else "no owner")
     if now is not None and flag.created is not None:
