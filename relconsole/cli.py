@@ -881,6 +881,9 @@ def cmd_flags(args: argparse.Namespace) -> int:
          "owner": f.owner, "description": f.description, "in_release": f.in_release,
          "environment": f.environment, "created": f.created, "last_changed": f.last_changed,
          "expires": f.expires, "stale": f.stale,
+         # None where the flag system does not read targeting back.
+         "segments": ([{"attribute": x.attribute, "values": list(x.values)}
+                       for x in f.segments] if f.segments is not None else None),
          "audit": [x.check for x in by_key.get(f.key, ())]}
         for f in listed
     ]
@@ -892,8 +895,10 @@ def cmd_flags(args: argparse.Namespace) -> int:
         rollout = f"{r['rollout']}%" if r["rollout"] is not None else "—"
         mark = "★" if r["in_release"] else " "
         audit = flags_audit.marker(by_key.get(f.key, ()))
+        cohorts = ("  on for " + "; ".join(x.text() for x in f.segments)
+                   if f.segments else "")
         print(f"{mark} {r['key']:<34} {r['type']:<12} {state:<7} {rollout:>5}  "
-              f"{_age(now, f.created):>5}  {audit:<3} {r['owner'] or '(no owner)'}")
+              f"{_age(now, f.created):>5}  {audit:<3} {r['owner'] or '(no owner)'}{cohorts}")
     if findings:  # the letters mean nothing on their own
         print(f"audit: {flags_audit.legend()} (details: --audit)")
     return 0

@@ -13,8 +13,8 @@ import pytest
 
 from relconsole.assembly import Session, demo_config, open_session
 from relconsole.clock import FastClock
-from relconsole.model import Actor, Phase
-from relconsole.providers.sim import SimWorld
+from relconsole.model import Actor, Phase, Route, TrafficState
+from relconsole.providers.sim import SimTraffic, SimWorld
 
 
 def demo_session(
@@ -70,3 +70,30 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )
     return cert, key
+
+
+class RoutedSim(SimTraffic):
+    """The simulator's weight plus a route, as a RouteTraffic provider (HAProxy's maps,
+    a mirror hook, batches of servers) reports both: a double for engine and screen tests."""
+
+    def __init__(self, world: SimWorld) -> None:
+        super().__init__(world)
+        self.route = Route()
+        self.calls: list[tuple[int, Route]] = []
+        self.ignore_route = False  # a provider that says it did, and did not
+        self.action_timeout = 120.0
+        self.weight = 0
+
+    async def read(self) -> TrafficState:
+        state = await super().read()
+        return dataclasses.replace(state, canary_weight=self.weight, route=self.route)
+
+    async def set_route(self, weight: int, route: Route, *, reason: str) -> None:
+        self.calls.append((weight, route))
+        self.weight = weight
+        if not self.ignore_route:
+            self.route = route
+        # A cohort or a mirror sends the canary requests at weight 0: the simulated
+        # canary serves a share, so its gates have evidence, as a real cohort's do.
+        self.world.apply_weight(max(weight, 5) if self.route.cohorts or self.route.mirror
+                                else weight)

@@ -19,34 +19,9 @@ from relconsole.engine.journal import Journal, journal_path
 from relconsole.engine.release import ReleaseEngine
 from relconsole.model import Actor, Phase, Route, Step, TrafficState
 from relconsole.providers.sim import SimMetrics, SimTraffic, SimWorld
+from tests.helpers import RoutedSim
 
 ACTOR = Actor("ci", "runner")
-
-
-class RoutedSim(SimTraffic):
-    """The simulator's weight plus a route, as a RouteTraffic provider reports both."""
-
-    def __init__(self, world: SimWorld) -> None:
-        super().__init__(world)
-        self.route = Route()
-        self.calls: list[tuple[int, Route]] = []
-        self.ignore_route = False  # a provider that says it did, and did not
-        self.action_timeout = 120.0
-        self.weight = 0
-
-    async def read(self) -> TrafficState:
-        state = await super().read()
-        return dataclasses.replace(state, canary_weight=self.weight, route=self.route)
-
-    async def set_route(self, weight: int, route: Route, *, reason: str) -> None:
-        self.calls.append((weight, route))
-        self.weight = weight
-        if not self.ignore_route:
-            self.route = route
-        # A cohort or a mirror sends the canary requests at weight 0: the simulated
-        # canary serves a share, so its gates have evidence, as a real cohort's do.
-        self.world.apply_weight(max(weight, 5) if self.route.cohorts or self.route.mirror
-                                else weight)
 
 
 def engine_for(tmp_path: Path, strategy: str, steps: tuple[Step, ...],

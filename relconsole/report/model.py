@@ -22,7 +22,7 @@ from relconsole.units import RATIO, SECONDS, unit_of, value
 
 SCHEMA = "relconsole.report/1"
 ROLLBACK_INTENTS = ("rollback", "rollback.retry")
-FLAG_INTENTS = ("flag.kill", "flag.restore", "flag.rollout")
+FLAG_INTENTS = ("flag.kill", "flag.restore", "flag.rollout", "flag.target", "flag.untarget")
 # The engine's migration records (`engine/migrations.py` UP and DOWN).
 MIGRATION_INTENTS = ("migration.up", "migration.down")
 # The intents that move the canary: where a chart marks a step boundary.

@@ -18,9 +18,10 @@ from relconsole.clock import FastClock
 from relconsole.config import load_config
 from relconsole.engine.journal import Journal, journal_path
 from relconsole.engine.release import ReleaseEngine
-from relconsole.model import Actor, GateSpec, MetricSpec, Mode, TrafficState
+from relconsole.model import Actor, Cohort, GateSpec, MetricSpec, Mode, Route, Step, TrafficState
 from relconsole.providers.base import ProviderError
 from relconsole.providers.sim import SimFlags, SimMetrics, SimTraffic, SimWorld
+from tests.helpers import RoutedSim
 
 DEMO = Path(__file__).resolve().parents[2] / "relconsole" / "demo.yaml"
 ACTOR = Actor("oncall", "bastion-1", ssh_client="10.20.0.7")
@@ -46,6 +47,15 @@ class BrokenTraffic:
         if self.broken:
             raise ProviderError("haproxy: connection refused")
         await self.inner.set_weight(weight, reason=reason)
+
+    async def set_route(self, weight: int, route: Route, *, reason: str) -> None:
+        if self.broken:
+            raise ProviderError("haproxy: connection refused")
+        await self.inner.set_route(weight, route, reason=reason)  # type: ignore[attr-defined]
+
+    @property
+    def routes_supported(self) -> bool:
+        return isinstance(self.inner, RoutedSim)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -99,7 +109,8 @@ class Rig:
 
 def make_rig(state_dir: Path, scenario: str = "healthy", *, seed: int = 7,
              auto_advance: bool = False, blind_gate: bool = False,
-             production: bool = True) -> Rig:
+             production: bool = True, strategy: str = "",
+             steps: tuple[Step, ...] = (), cohorts: tuple[Cohort, ...] = ()) -> Rig:
     """The demo release on the simulator; `blind_gate` adds a gate on a metric the
     simulator does not have, which therefore stays INCONCLUSIVE. The demo environment is
     production (flag changes need the key typed out); `production=False` is staging."""
@@ -112,9 +123,15 @@ def make_rig(state_dir: Path, scenario: str = "healthy", *, seed: int = 7,
             metrics=(*plan.metrics, MetricSpec("cpu_saturation", unit="ratio")),
             gates=(*plan.gates, GateSpec("cpu_saturation", max=0.8, inconclusive_limit=20)),
         )
+    if strategy:
+        # Another strategy's release on the same simulator: its steps, and a traffic
+        # double that reports a route beside the weight (tests/helpers.RoutedSim).
+        plan = dataclasses.replace(plan, strategy=strategy, steps=steps, cohorts=cohorts,
+                                   baseline_version=plan.baseline_version or "2.2.9")
     clock = PacedClock()
     world = SimWorld(clock, scenario, seed)
-    traffic = BrokenTraffic(SimTraffic(world))
+    inner = RoutedSim(world) if plan.routed else SimTraffic(world)
+    traffic = BrokenTraffic(inner)
     journal = Journal(journal_path(state_dir, plan.release_id), clock, ACTOR,
                       release=plan.release_id)
     engine = ReleaseEngine(

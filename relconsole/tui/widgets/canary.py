@@ -103,7 +103,10 @@ def route_text(snapshot: Snapshot) -> str:
     route = traffic.route if traffic is not None else None
     if plan.strategy == "blue-green":
         live = "green" if snapshot.weight >= 100 else "blue"
-        return f"{live} live · blue {plan.baseline_version or 'stable'} · green {plan.version}"
+        # The provider's own word on the preview and the last drain, where it has one.
+        note = traffic.note if traffic is not None else ""
+        sides = f"blue {plan.baseline_version or 'stable'} · green {plan.version}"
+        return f"{live} live · {note or sides}"
     if route is None or not plan.routed:
         return ""
     if plan.strategy == "rolling":

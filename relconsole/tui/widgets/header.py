@@ -108,6 +108,23 @@ class Choices(Field):
         self.set(fitting[0] if fitting else self._choices[-1])
 
 
+def where(snapshot: Snapshot) -> str:
+    """Where users are, short, in the strategy's words: 'canary 10%', 'cohort beta + 0%',
+    'mirror 20% · canary 0%', 'batch 2/4 · 50% new', 'green live'."""
+    plan = snapshot.plan
+    weight = snapshot.weight
+    route = snapshot.traffic.route if snapshot.traffic is not None else None
+    if plan.strategy == "blue-green":
+        return "green live" if weight >= 100 else "blue live"
+    if plan.strategy == "rolling" and route is not None:
+        return f"batch {route.batches}/{len(plan.steps)} · {weight}% new"
+    if route is not None and route.cohorts and weight < 100:
+        return f"cohort {', '.join(route.cohorts)} + {weight}%"
+    if route is not None and route.mirror and weight < 100:
+        return f"mirror {route.mirror}% · canary {weight}%"
+    return f"canary {weight}%"
+
+
 class ReleaseHeader(Vertical):
     """Service, version, environment, strategy, DRIVE/WATCH and driver; phase and time."""
 
@@ -236,7 +253,7 @@ class ReleaseHeader(Vertical):
             # The controller's count and weights: `release.steps` is not its plan.
             status.choose(*ctl.status_choices(snapshot, controller))
         else:
-            weight = f"canary {snapshot.weight}%"
+            weight = where(snapshot)
             step = f"step {max(snapshot.step_index + 1, 0)}/{len(plan.steps)}"
             status.choose(f"{step} · {weight}", weight)
         status.set_class(bool(error), "-error")
