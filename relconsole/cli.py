@@ -619,7 +619,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         if c is not None:
             return True, (f"{c.resource}: {c.phase}" + (f" — {c.message}" if c.message else "")
                           + f", step {c.step}/{c.steps}, canary at {state.canary_weight}%")
-        return True, f"canary at {state.canary_weight}%"
+        said = [f"canary at {state.canary_weight}%"]
+        if state.route:
+            said.append(state.route.text())
+        if state.note:
+            said.append(state.note)  # the provider's word (a blue-green preview's answer)
+        return True, " · ".join(said)
 
     async def metrics() -> tuple[bool, str]:
         assert providers.metrics is not None

@@ -189,3 +189,21 @@ def test_the_readme_strategy_table_is_what_the_providers_do() -> None:
         for provider, text in cells.items():
             assert text == STRATEGIES[provider].get(strategy, "refused at `check`"), (
                 strategy, provider)
+
+
+def test_the_plan_says_what_each_strategy_step_does(tmp_path: Path) -> None:
+    from relconsole.plan import LiveFacts, build_plan, render_markdown
+
+    body = ("  cohorts: {beta: {header: X-Group, values: [beta]}}\n"
+            "  steps: [{cohort: beta, bake: 10m}, {weight: 10, bake: 5m}, {weight: 100}]\n")
+    ab = load_config(config(tmp_path, "ab", TRAFFIC["haproxy"], body), resolve_secrets=False)
+    text = render_markdown(build_plan(ab, LiveFacts(), 0.0))
+    assert "Step 1: cohort beta (header X-Group = beta) to the canary, whatever the weight" \
+           in text
+    assert "Step 2: canary at 10 % (and cohort beta), bake 5m" in text
+    assert "take the cohorts out of the routing, weight 0" in text
+    green = load_config(config(tmp_path, "blue-green", TRAFFIC["haproxy"]),
+                        resolve_secrets=False)
+    text = render_markdown(build_plan(green, LiveFacts(), 0.0))
+    assert "Step 1: switch: all traffic to green, blue drains" in text
+    assert "Switch all traffic back to blue through haproxy" in text

@@ -7,6 +7,7 @@ takes a full-width banner in the error colour.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from textual.app import ComposeResult
@@ -118,7 +119,7 @@ def route_text(snapshot: Snapshot) -> str:
                      f"{', '.join(route.cohorts)} → canary")
     if route.mirror:
         parts.append(f"mirror {route.mirror}% (answers dropped)")
-    return " · ".join(parts) or "no cohort or mirror yet"
+    return " · ".join(parts) or ("no cohort routed" if plan.strategy == "ab" else "mirror off")
 
 
 def cause_text(cause: RollbackCause | None) -> str:
@@ -360,8 +361,10 @@ class CanaryPanel(Panel):
             health.choose(full, f"{short} · {shown_health}", full)
         elif routed:
             # The route is what a tired reader must not miss: it wins over health when
-            # only one fits (a server down still colours the line).
-            health.choose(f"{routed} · {shown_health}", routed)
+            # only one fits (a server down still colours the line); then the preview's
+            # address goes, then the provider's note.
+            bare = re.sub(r" at https?://\S+", "", routed)
+            health.choose(f"{routed} · {shown_health}", routed, bare, bare.split(" · ")[0])
         else:
             health.choose(shown_health)
         # Canary pods the controller is still bringing up are not down: only a server
