@@ -720,6 +720,13 @@ def _step_numbers(snap: Any) -> tuple[int, int]:
     return snap.step_index + 1, len(snap.plan.steps)
 
 
+def _route(snap: Any) -> Any:
+    """The live route of a strategy that routes by more than a weight; None otherwise."""
+    if not snap.plan.routed or snap.traffic is None:
+        return None
+    return snap.traffic.route
+
+
 def _snapshot_dict(snap: Any) -> dict[str, Any]:
     step, steps = _step_numbers(snap)
     c = _controller(snap)
@@ -728,10 +735,15 @@ def _snapshot_dict(snap: Any) -> dict[str, Any]:
         "version": snap.plan.version,
         "environment": snap.plan.environment,
         "phase": snap.phase.value,
+        "strategy": snap.plan.strategy,
         "step": step,
         "steps": steps,
         # With a controller this is the weight it really applies (Argo's actual weight).
         "weight": snap.weight,
+        # What besides the weight reaches the new version, as the provider read it.
+        **({"route": {"cohorts": list(route.cohorts), "mirror": route.mirror,
+                      "batches": route.batches}}
+           if (route := _route(snap)) is not None else {}),
         **({"controller": c.as_json()} if c is not None else {}),
         "bake_remaining": snap.bake_remaining,
         "pause_reason": snap.pause_reason,
@@ -765,6 +777,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         step, steps = _step_numbers(snap)
         print(f"phase: {snap.phase.label}   canary: {snap.weight}%   "
               f"step {step}/{steps}   driver: {snap.driver}")
+        route = _route(snap)
+        if route is not None:
+            print(f"route: {route.text() or 'nothing routed besides the weight'}")
         c = _controller(snap)
         if c is not None:
             set_actual = (f"set {c.set_weight}% · actual {c.actual_weight}%"
