@@ -21,11 +21,12 @@ R2 = "bake done, numbers fine"
 
 
 def slow_config(tmp_path: Path) -> Path:
-    """Polls 30 s apart: a driver that noticed a take-over only when it polls would keep
-    driving for up to half a minute."""
+    """Polls 10 s apart: a driver that noticed a take-over only when it polls would keep
+    driving for up to 10 s, far past the 3 s the tests allow it (and the first step, at the
+    first poll, comes in 10 s, not in half a minute)."""
     cfg = fast_config(tmp_path)
     data = yaml.safe_load(cfg.read_text())
-    data["release"]["poll_interval"] = "30s"
+    data["release"]["poll_interval"] = "10s"
     data["release"]["steps"] = [{"weight": 1, "bake": "10m"}, {"weight": 10, "bake": "10m"},
                                 {"weight": 100}]
     cfg.write_text(yaml.safe_dump(data))
@@ -57,7 +58,7 @@ def test_take_over_and_action_keep_their_own_reasons_and_the_old_driver_stops_at
                            "--take-over-reason", R1, "--reason", R2, "--skip-bake")
         assert taken.returncode == 0, taken.stderr
         done = time.monotonic()
-        # Its next poll is up to 30 s away; it must have stopped long before.
+        # Its next poll is up to 10 s away; it must have stopped long before.
         out, _ = driver.communicate(timeout=3)
     finally:
         driver.kill()

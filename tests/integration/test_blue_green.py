@@ -4,7 +4,7 @@ bake whose gates compare green with blue's last readings, and the rollback — e
 with HAProxy's own `show servers state` and `get weight`.
 
 The headless releases run `relconsole run --headless --json` as a real process on
-`release.strategy: blue-green` with one step, `{weight: 100, bake: 20s}`.
+`release.strategy: blue-green` with one step, `{weight: 100, bake: 6s}`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def admin_states(box: Sandbox) -> dict[str, int]:
             if row[:1].isdigit() and len(row.split()) > 6}
 
 
-def blue_green_config(box: Sandbox, tmp_path: Path, bake: str = "20s") -> Path:
+def blue_green_config(box: Sandbox, tmp_path: Path, bake: str = "6s") -> Path:
     text = launcher.relconsole_config(
         box.ports, socket_path=box.socket_path, steps=((100, bake),), auto_advance=True,
         state_dir=str(tmp_path / "state"), gates=GATES)

@@ -75,7 +75,7 @@ def test_the_design_query_promotes_a_service_without_a_5xx_series(
 
 def test_both_versions_at_one_percent_errors_are_not_rolled_back(
         box: Sandbox, tmp_path: Path) -> None:
-    for attempt in range(5):
+    for attempt in range(3):  # each run judges at least one 4 s step at 20 %
         box.reset()
         box.knobs("stable", error_rate=0.01)
         box.knobs("canary", error_rate=0.01)

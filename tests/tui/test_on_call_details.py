@@ -176,8 +176,8 @@ async def test_without_a_flag_provider_there_is_no_flags_panel_and_no_flag_keys(
         await pilot.press("question_mark")
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
-        # k (kill and restore) and % are marked; the mark wraps at 80 columns.
-        assert screen_text(app).count("provider configured]") == 3
+        # k (kill and restore), % and c are marked; the mark wraps at 80 columns.
+        assert screen_text(app).count("provider configured]") == 4
 
 
 def test_no_flag_provider(snap_compare, rig: Rig) -> None:
