@@ -31,7 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # The session fixture each expensive service comes from, and its xdist group. Under
 # `-n N --dist loadgroup` a group runs on one worker, so the service starts once per run
 # (and not once per worker, on a machine with two cores to share between them).
-SERVICE_GROUPS = {"sandbox": "sandbox", "unleash": "unleash"}
+SERVICE_GROUPS = {"sandbox": "sandbox", "strategy_sandbox": "strategy-sandbox",
+                  "unleash": "unleash"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids

@@ -29,6 +29,20 @@ def box(sandbox: Sandbox) -> Sandbox:
     return sandbox
 
 
+@pytest.fixture(scope="session")
+def strategy_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A second sandbox for the strategy tests (blue-green, A/B cohorts): they drain
+    servers and fill HAProxy's maps, and as a group of their own they run on another
+    worker than the first sandbox's long queue of tests."""
+    yield from start_sandbox(tmp_path_factory.mktemp("strategy-sandbox"), rate=80.0)
+
+
+@pytest.fixture
+def strategy_box(strategy_sandbox: Sandbox) -> Sandbox:
+    wait_clean(strategy_sandbox)
+    return strategy_sandbox
+
+
 @pytest.fixture(scope="module")
 def sandbox_at_20(sandbox: Sandbox) -> Iterator[Sandbox]:
     """For the fault rows of one module; the sandbox is reset when the module is done."""

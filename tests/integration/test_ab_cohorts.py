@@ -24,6 +24,12 @@ from relconsole.providers.haproxy_cohorts import HAProxyCohorts, build_cohort_tr
 from tests.sandbox_stack import CANARY_VERSION, Headless, Sandbox, launcher
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def box(strategy_box: Sandbox) -> Sandbox:
+    """This module's tests use the strategy sandbox (tests/integration/conftest.py)."""
+    return strategy_box
 STABLE = launcher.STABLE_VERSION
 BETA = Cohort("beta-users", header="X-User-Group", values=("beta",))
 BY_COOKIE = Cohort("by-cookie", cookie="rc_cohort", values=("canary",))

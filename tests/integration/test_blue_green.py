@@ -22,6 +22,12 @@ from relconsole.providers.haproxy import parse_settings as haproxy_settings
 from tests.sandbox_stack import Headless, Sandbox, launcher
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def box(strategy_box: Sandbox) -> Sandbox:
+    """This module's tests use the strategy sandbox (tests/integration/conftest.py)."""
+    return strategy_box
 RELEASE_ID = "sandbox-api-1.1.0-sandbox"
 DRAIN = "3s"  # short: the sandbox's requests take milliseconds
 # Counts need requests: at 5 % a few dozen of green's show the limit holds. The p99 gate

@@ -145,6 +145,9 @@ class HeldTraffic:
         self.name = inner.name
         self.release = asyncio.Event()
         self.waiting = asyncio.Event()
+        # Held on purpose for as long as the test needs: a loaded machine's slow resizes
+        # must not turn the rollback in flight into a timed-out one.
+        self.action_timeout = 120.0
 
     async def read(self) -> TrafficState:
         return await self.inner.read()
