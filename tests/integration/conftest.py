@@ -29,11 +29,12 @@ def box(sandbox: Sandbox) -> Sandbox:
     return sandbox
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def strategy_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """A second sandbox for the strategy tests (blue-green, A/B cohorts): they drain
     servers and fill HAProxy's maps, and as a group of their own they run on another
-    worker than the first sandbox's long queue of tests."""
+    worker than the first sandbox's long queue of tests. One per module, stopped when the
+    module is done: a session's worth of its load generator would slow every other test."""
     yield from start_sandbox(tmp_path_factory.mktemp("strategy-sandbox"), rate=80.0)
 
 
